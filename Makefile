@@ -1,0 +1,33 @@
+# fieldledger: the two commands a fresh machine needs are `make test` and `make demo`.
+# Everything installs into .venv from requirements.lock (the versions we tested).
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+
+.PHONY: test demo bench lint lock clean
+
+$(STAMP): pyproject.toml requirements.lock
+	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	@$(BIN)/python -m pip install -q --disable-pip-version-check uv
+	$(BIN)/uv pip install -q --python $(BIN)/python -r requirements.lock -e '.[test]'
+	@touch $(STAMP)
+
+test: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/pytest
+
+demo: $(STAMP)
+	$(BIN)/fieldledger demo
+
+bench: $(STAMP)
+	$(BIN)/python -m bench
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+
+lock:
+	$(PY) -m pip install -q uv && $(PY) -m uv pip compile pyproject.toml --extra test -o requirements.lock --python-version 3.11
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -1,0 +1,120 @@
+"""What every simulator shares at run time: its options, a clock that can run fast, and a way to
+serve an ASGI app on a loopback port from a thread (tests, benchmarks) or the foreground (CLI).
+
+Each simulator package exposes ``build(options: SimOptions) -> Simulator``; the launcher in
+``simulators/launcher.py`` starts them side by side and writes the info file.
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import uvicorn
+
+from simulators.faults import FaultProfile
+
+
+@dataclass
+class SimOptions:
+    seed: int = 7
+    profile: FaultProfile = field(default_factory=FaultProfile)
+    live: bool = False
+    time_factor: float = 1.0  # simulated seconds per wall second (token lifetimes, retry waits)
+    live_rate_per_minute: float = 30.0  # new or changed documents per minute in live mode
+    latency_ms: float = 0.0  # added to every API response on top of the profile
+    options: dict[str, Any] = field(default_factory=dict)  # simulator-specific settings
+
+
+class SimClock:
+    """Simulated time: starts at the real UTC now and runs ``factor`` times faster.
+
+    Tests that need hours of token lifetimes pass e.g. factor=240; ``advance`` jumps ahead."""
+
+    def __init__(self, factor: float = 1.0, start: datetime | None = None):
+        self.factor = factor
+        self._start_real = time.monotonic()
+        self._start_sim = start or datetime.now(UTC)
+        self._offset = timedelta(0)
+        self._lock = threading.Lock()
+
+    def now(self) -> datetime:
+        elapsed = (time.monotonic() - self._start_real) * self.factor
+        with self._lock:
+            return self._start_sim + timedelta(seconds=elapsed) + self._offset
+
+    def advance(self, seconds: float) -> None:
+        with self._lock:
+            self._offset += timedelta(seconds=seconds)
+
+    def sleep_seconds(self, simulated: float) -> float:
+        """Wall seconds to wait for ``simulated`` seconds to pass."""
+        return simulated / self.factor if self.factor > 0 else simulated
+
+
+@dataclass
+class Simulator:
+    """A built simulator: its ASGI app, how to describe itself in the info file, and optional
+    background work (live mode, webhook delivery) started once it listens."""
+
+    name: str
+    app: Callable
+    info: Callable[[str], dict]  # base_url -> info-file section
+    start_background: Callable[[str], None] | None = None  # base_url -> None
+    stop_background: Callable[[], None] | None = None
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+class ServedApp:
+    """An ASGI app served by uvicorn in a daemon thread; for tests, benches and the launcher."""
+
+    def __init__(self, app: Callable, host: str = "127.0.0.1", port: int = 0, log_level: str = "warning"):
+        self.host = host
+        self.port = port or free_port(host)
+        config = uvicorn.Config(
+            app, host=host, port=self.port, log_level=log_level, access_log=False, lifespan="off",
+            timeout_graceful_shutdown=5,
+        )
+        self.server = uvicorn.Server(config)
+        self._thread = threading.Thread(target=self.server.run, name=f"sim-{self.port}", daemon=True)
+
+    @property
+    def base_url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    def start(self, timeout: float = 10.0) -> ServedApp:
+        self._thread.start()
+        deadline = time.monotonic() + timeout
+        while not self.server.started:
+            if not self._thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError(f"simulator on port {self.port} did not start")
+            time.sleep(0.01)
+        return self
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self._thread.join(timeout=10)
+
+    def __enter__(self) -> ServedApp:
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+
+def serve_simulator(sim: Simulator, host: str = "127.0.0.1", port: int = 0) -> tuple[ServedApp, dict]:
+    """Start a built simulator on a port; returns the server and its info-file section."""
+    served = ServedApp(sim.app, host, port).start()
+    if sim.start_background:
+        sim.start_background(served.base_url)
+    return served, sim.info(served.base_url)
