@@ -1,0 +1,149 @@
+"""The sync store on a real PostgreSQL: migrations, concurrent claims, atomic outcome + audit."""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+import signal
+import time
+from datetime import date
+
+import psycopg
+import pytest
+
+from resources.store import SyncStore, content_hash
+
+
+def test_migrations_from_empty(empty_database_url):
+    with SyncStore(empty_database_url) as store:
+        applied = store.migrate()
+        assert applied == ["0001_sync_store.sql"]
+        assert store.migrate() == []  # idempotent
+        assert store.schema_version() == 1
+        with store.transaction() as conn:
+            tables = {r["tablename"] for r in conn.execute("SELECT tablename FROM pg_tables WHERE schemaname='public'")}
+    assert {"inbox", "records", "id_map", "audit", "secrets", "cursors", "connection_state"} <= tables
+
+
+def _seed(store: SyncStore, n: int) -> None:
+    for i in range(n):
+        store.upsert_version("acme", "invoice", str(i), f"h{i}", date(2026, 11, 3), {"n": i})
+
+
+def _claimer(url: str, worker: str, out) -> None:
+    store = SyncStore(url, max_size=2)
+    claimed: list[int] = []
+    while True:
+        batch = store.claim("acme", worker, limit=7)
+        if not batch:
+            break
+        for r in batch:
+            store.record_outcome(r.id, "posted", step="posted", outcome="ok", target_key=f"T{r.source_id}")
+            claimed.append(r.id)
+    store.close()
+    out.put(claimed)
+
+
+def test_two_processes_claim_each_record_exactly_once(database_url):
+    with SyncStore(database_url) as store:
+        _seed(store, 1000)
+    ctx = mp.get_context("spawn")
+    out = ctx.Queue()
+    procs = [ctx.Process(target=_claimer, args=(database_url, f"w{i}", out)) for i in range(2)]
+    for p in procs:
+        p.start()
+    results = [out.get(timeout=120) for _ in procs]
+    for p in procs:
+        p.join(timeout=30)
+    all_ids = results[0] + results[1]
+    assert len(all_ids) == 1000
+    assert len(set(all_ids)) == 1000
+    assert results[0] and results[1], "both workers should have taken part"
+    with SyncStore(database_url) as store:
+        assert store.status_counts("acme") == {"posted": 1000}
+        # one 'extracted' and one 'posted' audit row per record: nothing posted twice
+        with store.transaction() as conn:
+            rows = conn.execute("SELECT step, count(*) AS n FROM audit GROUP BY step").fetchall()
+    assert {r["step"]: r["n"] for r in rows} == {"extracted": 1000, "posted": 1000}
+
+
+def test_claims_are_leased_and_skip_locked(store):
+    _seed(store, 5)
+    first = store.claim("acme", "a", limit=3)
+    second = store.claim("acme", "b", limit=10)
+    assert {r.id for r in first}.isdisjoint({r.id for r in second})
+    assert len(first) + len(second) == 5
+    assert store.claim("acme", "c") == []
+    # an expired lease (a crashed worker) frees the record again
+    with store.transaction() as conn:
+        conn.execute("UPDATE records SET claimed_until = now() - interval '1 second' WHERE claimed_by = 'a'")
+    assert {r.id for r in store.claim("acme", "c")} == {r.id for r in first}
+
+
+def _outcome_then_hang(url: str, record_id: int, ready) -> None:
+    store = SyncStore(url, max_size=1)
+
+    def pause() -> None:
+        ready.set()
+        time.sleep(60)
+
+    store.record_outcome(record_id, "posted", step="posted", outcome="ok", target_key="INV-1",
+                         id_map_entity="invoice", before_commit=pause)
+
+
+def test_outcome_and_audit_are_atomic_under_kill(database_url):
+    with SyncStore(database_url) as store:
+        record, _ = store.upsert_version("acme", "invoice", "42", "h", date(2026, 11, 3), {})
+    ctx = mp.get_context("spawn")
+    ready = ctx.Event()
+    proc = ctx.Process(target=_outcome_then_hang, args=(database_url, record.id, ready))
+    proc.start()
+    assert ready.wait(60), "child never reached the point between the writes and the commit"
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.join(10)
+    with SyncStore(database_url) as store:
+        after = store.get_record(record.id)
+        assert after.status == "pending" and after.target_key is None
+        steps = [a["step"] for a in store.audit_trail("acme", "invoice", "42")]
+        assert steps == ["extracted"], steps
+        assert store.lookup("acme", "invoice", "42") is None
+        # and the same call without the crash commits both
+        store.record_outcome(record.id, "posted", step="posted", outcome="ok", target_key="INV-1",
+                             id_map_entity="invoice")
+        assert [a["step"] for a in store.audit_trail("acme", "invoice", "42")] == ["extracted", "posted"]
+        assert store.lookup("acme", "invoice", "42") == "INV-1"
+
+
+def test_audit_is_append_only(store):
+    store.audit("acme", "invoice", "1", "received", "ok")
+    with pytest.raises(psycopg.errors.RaiseException, match="append-only"), store.transaction() as conn:
+        conn.execute("UPDATE audit SET outcome = 'tampered'")
+    with pytest.raises(psycopg.errors.RaiseException), store.transaction() as conn:
+        conn.execute("DELETE FROM audit")
+    assert len(store.audit_trail("acme")) == 1
+
+
+def test_new_version_supersedes_unposted_one_and_requeue_audits(store):
+    v1, created = store.upsert_version("acme", "invoice", "9", content_hash({"total": "10.00"}), None, {})
+    assert created
+    again, created_again = store.upsert_version("acme", "invoice", "9", content_hash({"total": "10.00"}), None, {})
+    assert not created_again and again.id == v1.id
+    v2, _ = store.upsert_version("acme", "invoice", "9", content_hash({"total": "12.00"}), None, {})
+    assert store.get_record(v1.id).status == "superseded"
+    store.record_outcome(v2.id, "quarantined", step="mapped", outcome="quarantined", error_class="mapping",
+                         error_message="business unit 77 has no mapping")
+    requeued = store.requeue("acme", source_id="9", run_id="run-1")
+    assert [r.id for r in requeued] == [v2.id]
+    trail = store.audit_trail("acme", "invoice", "9")
+    assert [a["step"] for a in trail][-1] == "replayed"
+    assert trail[-1]["run_id"] == "run-1"
+
+
+def test_inbox_dedupes_by_connection_and_event_id(store):
+    assert store.add_inbox_event("acme", "e1", "invoice.created", b"{}", {"content-type": "application/json"})
+    assert not store.add_inbox_event("acme", "e1", "invoice.created", b"{}")
+    assert store.add_inbox_event("other", "e1", "invoice.created", b"{}")
+    pending = store.pending_inbox_events()
+    assert [(e.connection, e.event_id) for e in pending] == [("acme", "e1"), ("other", "e1")]
+    store.mark_inbox([pending[0].id], "processed")
+    assert [e.connection for e in store.pending_inbox_events()] == ["other"]
