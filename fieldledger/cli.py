@@ -1,0 +1,164 @@
+"""The `fieldledger` command line. Each command is thin: it parses, calls the module that owns the
+work, and prints. Exit codes: 0 ok, 1 the work failed, 2 bad usage or configuration."""
+
+from __future__ import annotations
+
+import getpass
+import sys
+from pathlib import Path
+
+import typer
+
+from fieldledger import settings
+
+app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__.splitlines()[0])
+secrets_app = typer.Typer(no_args_is_help=True, help="Connection secrets in the encrypted vault.")
+sim_app = typer.Typer(no_args_is_help=True, help="The ServiceTitan, Acumatica and Vantagepoint simulators.")
+receiver_app = typer.Typer(no_args_is_help=True, help="The ServiceTitan webhook receiver.")
+db_app = typer.Typer(no_args_is_help=True, help="The sync store's PostgreSQL server.")
+app.add_typer(secrets_app, name="secrets")
+app.add_typer(sim_app, name="sim")
+app.add_typer(receiver_app, name="receiver")
+app.add_typer(db_app, name="db")
+
+
+def fail(message: str, code: int = 1) -> None:
+    typer.secho(message, fg=typer.colors.RED, err=True)
+    raise typer.Exit(code)
+
+
+def _store():
+    from resources.store import SyncStore
+
+    return SyncStore.open()
+
+
+def _vault(store=None):
+    from resources.vault import Vault, VaultError
+
+    try:
+        return Vault(store or _store())
+    except VaultError as exc:
+        fail(str(exc), 2)
+
+
+@app.command()
+def init() -> None:
+    """Create the state folder, the master key file (0600) and the sync store schema."""
+    from resources.vault import create_key_file
+
+    home = settings.ensure_state_home()
+    key = create_key_file()
+    store = _store()
+    typer.echo(f"state folder  {home}")
+    typer.echo(f"master key    {key} (mode 0600; back it up: secrets cannot be read without it)")
+    typer.echo(f"sync store    schema version {store.schema_version()}")
+    store.close()
+
+
+# --- secrets ---------------------------------------------------------------------------------
+
+
+@secrets_app.command("set")
+def secrets_set(connection: str, name: str) -> None:
+    """Store a secret. The value is read from stdin (piped) or a hidden prompt, never from argv."""
+    if sys.stdin.isatty():
+        value = getpass.getpass(f"{name} for {connection}: ")
+    else:
+        value = sys.stdin.readline().rstrip("\r\n")
+    if not value:
+        fail("No value given: pipe it on stdin or type it at the prompt.", 2)
+    _vault().set(connection, name, value)
+    typer.echo(f"stored {name} for {connection}")
+
+
+@secrets_app.command("list")
+def secrets_list(connection: str = typer.Argument(None, help="Only this connection's secrets.")) -> None:
+    """Secret names and when they last changed (never the values)."""
+    rows = _vault().list(connection)
+    if not rows:
+        typer.echo("no secrets stored")
+        return
+    typer.echo(f"{'CONNECTION':24s} {'NAME':24s} LAST CHANGED (UTC)")
+    for s in rows:
+        typer.echo(f"{s.connection:24s} {s.name:24s} {s.updated_at:%Y-%m-%d %H:%M:%S}")
+
+
+@secrets_app.command("rotate-key")
+def secrets_rotate_key() -> None:
+    """Make a new master key and re-encrypt every secret with it."""
+    from resources.vault import VaultError
+
+    try:
+        count = _vault().rotate_key()
+    except VaultError as exc:
+        fail(str(exc), 2)
+    typer.echo(f"re-encrypted {count} secrets with the new master key")
+
+
+# --- database ----------------------------------------------------------------------------------
+
+
+@db_app.command("start")
+def db_start() -> None:
+    """Start the embedded PostgreSQL (no-op with FIELDLEDGER_DATABASE_URL) and print its URL."""
+    from resources.database import database_url
+
+    typer.echo(database_url())
+
+
+@db_app.command("stop")
+def db_stop() -> None:
+    """Stop the embedded PostgreSQL server."""
+    from resources.database import embedded_pgdata, stop_embedded
+
+    stop_embedded(embedded_pgdata())
+    typer.echo("stopped")
+
+
+# --- simulators --------------------------------------------------------------------------------
+
+
+@sim_app.command("up")
+def sim_up(
+    port_base: int = typer.Option(8800, help="ServiceTitan listens on port-base+1, Acumatica +2, Vantagepoint +3."),
+    seed: int = typer.Option(7, help="Seed for deterministic data and credentials."),
+    profile: str = typer.Option("none", help="Fault profiles, comma-separated (e.g. flaky,slow)."),
+    live: bool = typer.Option(True, "--live/--no-live", help="Keep creating activity and sending webhooks."),
+    rate: float = typer.Option(30.0, help="Live mode: new or changed documents per minute."),
+    info_file: Path = typer.Option(None, help="Where to write URLs and credentials (default <state>/sim.json)."),
+) -> None:
+    """Run the simulators in the foreground until Ctrl-C."""
+    from simulators.faults import parse_profile
+    from simulators.launcher import run_foreground
+    from simulators.runtime import SimOptions
+
+    try:
+        fault_profile = parse_profile(profile)
+    except ValueError as exc:
+        fail(str(exc), 2)
+    options = SimOptions(seed=seed, profile=fault_profile, live=live, live_rate_per_minute=rate)
+    settings.ensure_state_home()
+    run_foreground(options, port_base, info_file or settings.sim_info_path())
+
+
+# --- receiver ----------------------------------------------------------------------------------
+
+
+@receiver_app.command("run")
+def receiver_run(
+    host: str = typer.Option("127.0.0.1", help="Interface to listen on."),
+    port: int = typer.Option(8800, help="Port to listen on."),
+) -> None:
+    """Serve POST /webhooks/servicetitan/{connection} until Ctrl-C."""
+    from receiver.server import run
+
+    run(host=host, port=port)
+
+
+def main() -> None:  # pragma: no cover - console entry point
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    app()

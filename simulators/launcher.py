@@ -1,0 +1,75 @@
+"""Starts the simulators side by side (ServiceTitan on port-base+1, Acumatica +2, Vantagepoint +3)
+and writes the info file the rest of fieldledger reads their URLs and credentials from."""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import signal
+import threading
+from pathlib import Path
+
+from simulators.runtime import ServedApp, SimOptions
+
+SIMULATORS = (("servicetitan", 1), ("acumatica", 2), ("vantagepoint", 3))
+
+
+class RunningSimulators:
+    def __init__(self):
+        self.served: dict[str, ServedApp] = {}
+        self.info: dict[str, dict] = {}
+        self._stops: list = []
+
+    def stop(self) -> None:
+        for stop in self._stops:
+            stop()
+        for served in self.served.values():
+            served.stop()
+
+
+def start_all(options: SimOptions, port_base: int = 8800, host: str = "127.0.0.1",
+              only: tuple[str, ...] | None = None, info_file: Path | None = None) -> RunningSimulators:
+    """Build and serve each simulator; port_base=0 picks free ports (tests)."""
+    running = RunningSimulators()
+    try:
+        for name, offset in SIMULATORS:
+            if only and name not in only:
+                continue
+            module = importlib.import_module(f"simulators.{name}")
+            sim = module.build(options)
+            served = ServedApp(sim.app, host, port_base + offset if port_base else 0).start()
+            running.served[name] = served
+            if sim.start_background:
+                sim.start_background(served.base_url)
+            if sim.stop_background:
+                running._stops.append(sim.stop_background)
+            running.info[name] = sim.info(served.base_url)
+    except BaseException:
+        running.stop()
+        raise
+    if info_file is not None:
+        write_info_file(info_file, running.info)
+    return running
+
+
+def write_info_file(path: Path, info: dict) -> None:
+    """Written 0600: it holds the simulators' (test) credentials."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        json.dump(info, handle, indent=2)
+    os.replace(tmp, path)
+
+
+def run_foreground(options: SimOptions, port_base: int, info_file: Path, host: str = "127.0.0.1") -> None:
+    running = start_all(options, port_base, host, info_file=info_file)
+    for name, served in running.served.items():
+        print(f"{name:13s} {served.base_url}")
+    print(f"info file     {info_file}")
+    done = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: done.set())
+    done.wait()
+    running.stop()
