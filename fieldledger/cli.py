@@ -11,7 +11,8 @@ import typer
 
 from fieldledger import settings
 
-app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__.splitlines()[0])
+app = typer.Typer(no_args_is_help=True, add_completion=False,
+                  help="fieldledger: ServiceTitan to Acumatica / Vantagepoint, every document exactly once.")
 secrets_app = typer.Typer(no_args_is_help=True, help="Connection secrets in the encrypted vault.")
 sim_app = typer.Typer(no_args_is_help=True, help="The ServiceTitan, Acumatica and Vantagepoint simulators.")
 receiver_app = typer.Typer(no_args_is_help=True, help="The ServiceTitan webhook receiver.")
