@@ -1,0 +1,81 @@
+"""The contract every ERP adapter fulfils. An adapter renders canonical documents into its ERP's
+wire format, finds documents that already exist there by external reference, and reads the
+ERP's reference data. It decides nothing about whether to post: that is posting/protocol.py.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from mappings.canonical import APBill, ARInvoice, CashReceipt, Coding, Party
+
+Document = ARInvoice | CashReceipt | APBill
+
+
+@dataclass(frozen=True)
+class Existing:
+    """A document found in the ERP: its key, whether it can still be edited (unreleased), and
+    its total for reconciliation and conflict messages."""
+
+    key: str
+    updatable: bool
+    total: str | None = None
+
+
+@dataclass
+class ReferenceData:
+    """What exists in the ERP for GL coding; read before posting so nothing lands on an invalid
+    account. Empty sets mean 'this ERP has no such concept' (e.g. projects in Acumatica)."""
+
+    accounts: set[str] = field(default_factory=set)
+    subaccounts: set[str] = field(default_factory=set)
+    branches: set[str] = field(default_factory=set)
+    projects: set[str] = field(default_factory=set)
+    organizations: set[str] = field(default_factory=set)
+    closed_periods: set[str] = field(default_factory=set)  # 'YYYYMM' periods that refuse postings
+
+    def problems(self, coding: Coding, uses: tuple[str, ...]) -> list[str]:
+        """What in this coding does not exist in the ERP (only the dimensions this ERP uses)."""
+        out = []
+        if coding.account not in self.accounts:
+            out.append(f"account {coding.account}")
+        checks = {"branch": (coding.branch, self.branches), "subaccount": (coding.subaccount, self.subaccounts),
+                  "project": (coding.project, self.projects), "organization": (coding.organization, self.organizations)}
+        for name in uses:
+            value, known = checks[name]
+            if value and value not in known:
+                out.append(f"{name} {value}")
+        return out
+
+
+class References(Protocol):
+    """ERP keys of the records a document points at (filled from the id map)."""
+
+    def customer(self, source_id: str) -> str: ...
+
+    def vendor(self, source_id: str) -> str: ...
+
+    def invoice(self, source_id: str) -> str: ...
+
+
+class ErpAdapter(Protocol):
+    kind: str
+    coding_dimensions: tuple[str, ...]  # which Coding fields this ERP uses, e.g. ("branch", "subaccount")
+
+    def reference_data(self) -> ReferenceData: ...
+
+    def find_parties(self, parties: list[Party]) -> dict[str, str]:
+        """source_id -> ERP key for parties that already exist (by derived id, or by exact name
+        when the party is matched by name)."""
+
+    def create_party(self, party: Party) -> str: ...
+
+    def find_documents(self, docs: list[Document]) -> dict[str, Existing]:
+        """source_id -> the ERP document carrying that document's external reference."""
+
+    def create_document(self, doc: Document, refs: References) -> str: ...
+
+    def update_document(self, doc: Document, existing: Existing, refs: References) -> str: ...
+
+    def close(self) -> None: ...

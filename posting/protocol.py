@@ -1,0 +1,241 @@
+"""The posting protocol: the one place that decides whether a document is posted, skipped,
+updated or held for review, for every ERP (design.md section 3, "Exactly once").
+
+For each claimed record version:
+1. posted before with this content hash -> nothing to do (the claim never returns it);
+2. another version was posted before (edited in ServiceTitan) -> update the ERP document while
+   it is still editable, otherwise hold it as ``needs_review`` (class ``conflict``);
+3. look the document up in the ERP by its external reference -> found: record its key, done
+   (covers a crash between the ERP's answer and our write);
+4. otherwise post, then record the target key and the audit row in one transaction.
+Parties are posted before the documents that reference them; invoices before the payments
+applied to them. Errors are classified, kept with the record and retried only when transient.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections import Counter
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+from mappings.canonical import Party, document_from_json
+from posting.adapter import ErpAdapter, Existing
+from resources.http import AuthError, ConflictError, NotFoundError, RemoteError, TransientError, ValidationError
+from resources.redaction import redact
+from resources.store import Record, SyncStore
+
+log = logging.getLogger("fieldledger.posting")
+
+ORDER = {"customer": 0, "vendor": 0, "invoice": 1, "bill": 1, "payment": 2}
+ID_MAP_ENTITY = {"customer": "customer", "vendor": "vendor", "invoice": "invoice", "payment": "payment", "bill": "bill"}
+MAX_AUTOMATIC_ATTEMPTS = 8
+
+FIXES = {
+    "transient": "nothing: it is retried automatically with backoff; if it keeps failing, check the ERP's health",
+    "auth": "check the connection's credentials (`fieldledger ping --connection C`), then replay",
+    "mapping": "fix the connection's mapping or the record in ServiceTitan, then `fieldledger replay`",
+    "erp_validation": "correct the record (or the ERP setup the message names), then `fieldledger replay`",
+    "conflict": "the document was edited in ServiceTitan after it was released in the ERP: adjust it in the "
+                "ERP by hand (credit memo / reversal), then mark it reviewed with `fieldledger replay`",
+    "dependency": "fix the record it depends on; this one is retried automatically afterwards",
+}
+
+
+class DependencyMissing(Exception):
+    """A document points at a record not yet in the ERP (a quarantined customer or invoice)."""
+
+    error_class = "dependency"
+
+
+@dataclass
+class PostingSummary:
+    counts: Counter = field(default_factory=Counter)
+    failures: list[dict] = field(default_factory=list)
+
+    def add_failure(self, record: Record, error_class: str, message: str) -> None:
+        self.failures.append({"record": f"{record.source_type} {record.source_id}", "class": error_class,
+                              "message": message, "fix": FIXES.get(error_class, "")})
+
+
+class StoreReferences:
+    """Resolves ServiceTitan ids to ERP keys through the id map, saying why when one is missing."""
+
+    def __init__(self, store: SyncStore, connection: str):
+        self.store = store
+        self.connection = connection
+
+    def _get(self, entity: str, source_id: str) -> str:
+        key = self.store.lookup(self.connection, entity, source_id)
+        if key:
+            return key
+        versions = self.store.records(self.connection, source_type=entity, source_id=source_id)
+        if versions:
+            latest = versions[-1]
+            why = f"its record is {latest.status}"
+            if latest.error_message:
+                why += f": {latest.error_message}"
+        else:
+            why = "it has not been extracted yet"
+        raise DependencyMissing(f"{entity} {source_id} is not in the ERP yet ({why})")
+
+    def customer(self, source_id: str) -> str:
+        return self._get("customer", source_id)
+
+    def vendor(self, source_id: str) -> str:
+        return self._get("vendor", source_id)
+
+    def invoice(self, source_id: str) -> str:
+        return self._get("invoice", source_id)
+
+
+def classify(exc: Exception) -> str:
+    if isinstance(exc, DependencyMissing):
+        return "dependency"
+    if isinstance(exc, TransientError):
+        return "transient"
+    if isinstance(exc, AuthError):
+        return "auth"
+    if isinstance(exc, ConflictError):
+        return "conflict"
+    if isinstance(exc, ValidationError | NotFoundError):
+        return "erp_validation"
+    if isinstance(exc, RemoteError):
+        return exc.error_class
+    return "erp_validation"
+
+
+def retry_delay(attempts: int, rng: random.Random = random.Random()) -> float:  # noqa: B008 - one shared rng
+    """Record-level backoff with full jitter: up to 5 s, 10 s, 20 s … capped at 10 minutes."""
+    return rng.uniform(1.0, min(600.0, 5.0 * 2 ** max(0, attempts)))
+
+
+class Poster:
+    """Posts claimed record versions of one connection through one adapter."""
+
+    def __init__(self, store: SyncStore, adapter: ErpAdapter, connection: str, run_id: str | None = None,
+                 on_progress: Callable[[int], None] | None = None):
+        self.store = store
+        self.adapter = adapter
+        self.connection = connection
+        self.run_id = run_id
+        self.refs = StoreReferences(store, connection)
+        self.on_progress = on_progress or (lambda n: None)
+
+    def post(self, records: Iterable[Record]) -> PostingSummary:
+        summary = PostingSummary()
+        ordered = sorted(records, key=lambda r: (ORDER.get(r.source_type, 9), r.id))
+        parties = [r for r in ordered if r.source_type in ("customer", "vendor")]
+        documents = [r for r in ordered if r.source_type not in ("customer", "vendor")]
+        if parties:
+            self._post_parties(parties, summary)
+        for stage in (1, 2):
+            batch = [r for r in documents if ORDER[r.source_type] == stage]
+            if batch:
+                self._post_documents(batch, summary)
+        return summary
+
+    # --- parties ---------------------------------------------------------------------------
+
+    def _post_parties(self, records: list[Record], summary: PostingSummary) -> None:
+        parties = {r.id: document_from_json(r.source_type, r.payload["document"]) for r in records}
+        try:
+            found = self.adapter.find_parties(list(parties.values()))
+        except AuthError:
+            raise
+        except RemoteError as exc:
+            for r in records:
+                self._fail(r, exc, summary)
+            return
+        for record in records:
+            party: Party = parties[record.id]
+            try:
+                if party.source_id in found:
+                    self._done(record, found[party.source_id], "found_existing", summary)
+                else:
+                    self._done(record, self.adapter.create_party(party), "created", summary)
+            except AuthError:
+                raise
+            except RemoteError as exc:
+                self._fail(record, exc, summary)
+
+    # --- documents -------------------------------------------------------------------------
+
+    def _post_documents(self, records: list[Record], summary: PostingSummary) -> None:
+        docs = {r.id: document_from_json(r.source_type, r.payload["document"]) for r in records}
+        fresh = []
+        for record in records:
+            prior = self.store.latest_posted(self.connection, record.source_type, record.source_id)
+            if prior is not None and prior.content_hash != record.content_hash:
+                self._post_edit(record, docs[record.id], prior, summary)
+            else:
+                fresh.append(record)
+        if not fresh:
+            return
+        try:
+            found = self.adapter.find_documents([docs[r.id] for r in fresh])
+        except AuthError:
+            raise
+        except RemoteError as exc:
+            for r in fresh:
+                self._fail(r, exc, summary)
+            return
+        for record in fresh:
+            doc = docs[record.id]
+            try:
+                if doc.source_id in found:
+                    self._done(record, found[doc.source_id].key, "found_existing", summary)
+                else:
+                    self._done(record, self.adapter.create_document(doc, self.refs), "created", summary)
+            except AuthError:
+                raise
+            except (RemoteError, DependencyMissing) as exc:
+                self._fail(record, exc, summary)
+
+    def _post_edit(self, record: Record, doc, prior: Record, summary: PostingSummary) -> None:
+        """The record changed in ServiceTitan after an earlier version was posted."""
+        try:
+            existing = self.adapter.find_documents([doc]).get(doc.source_id)
+            if existing is None:
+                existing = Existing(key=prior.target_key, updatable=False)
+            if existing.updatable:
+                key = self.adapter.update_document(doc, existing, self.refs)
+                self._done(record, key, "updated", summary)
+                return
+        except AuthError:
+            raise
+        except (RemoteError, DependencyMissing) as exc:
+            self._fail(record, exc, summary)
+            return
+        old_total = (prior.payload or {}).get("document", {}).get("total")
+        new_total = getattr(doc, "total", getattr(doc, "amount", None))
+        message = (f"edited in ServiceTitan after {existing.key} was released in the ERP "
+                   f"(total was {old_total}, now {new_total})")
+        self.store.record_outcome(record.id, "needs_review", step="failed", outcome="conflict",
+                                  error_class="conflict", error_message=message, run_id=self.run_id,
+                                  detail={"previous_key": existing.key, "previous_hash": prior.content_hash})
+        summary.counts["needs_review"] += 1
+        summary.add_failure(record, "conflict", message)
+
+    # --- outcomes --------------------------------------------------------------------------
+
+    def _done(self, record: Record, key: str, how: str, summary: PostingSummary) -> None:
+        self.store.record_outcome(record.id, "posted", step="posted", outcome=how, target_key=key,
+                                  id_map_entity=ID_MAP_ENTITY[record.source_type], run_id=self.run_id)
+        summary.counts["posted" if how != "found_existing" else "found_existing"] += 1
+        self.on_progress(1)
+
+    def _fail(self, record: Record, exc: Exception, summary: PostingSummary) -> None:
+        error_class = classify(exc)
+        message = redact(str(exc))[:2000]
+        retry_in = None
+        if error_class in ("transient", "dependency") and record.attempts + 1 < MAX_AUTOMATIC_ATTEMPTS:
+            retry_in = retry_delay(record.attempts)
+        self.store.record_outcome(record.id, "failed", step="failed", outcome=error_class,
+                                  error_class=error_class, error_message=message, run_id=self.run_id,
+                                  retry_in_seconds=retry_in)
+        summary.counts["failed"] += 1
+        summary.add_failure(record, error_class, message)
+        log.warning("%s %s failed (%s): %s", record.source_type, record.source_id, error_class, message)
+        self.on_progress(1)

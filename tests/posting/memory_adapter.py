@@ -1,0 +1,75 @@
+"""An in-memory ERP behind the ErpAdapter protocol, for unit tests of the posting protocol's
+decisions. Integration tests use the real adapters against the simulators instead."""
+
+from __future__ import annotations
+
+from posting.adapter import Existing, ReferenceData
+from resources.http import AuthError, TransientError, ValidationError
+
+
+class MemoryErp:
+    kind = "memory"
+    coding_dimensions = ("branch", "subaccount")
+
+    def __init__(self):
+        self.parties: dict[str, dict] = {}  # key -> party
+        self.documents: dict[str, dict] = {}  # key -> {ref, doc, released}
+        self.fail_next: list[Exception] = []
+        self.calls: list[str] = []
+        self._n = 0
+
+    def _maybe_fail(self):
+        if self.fail_next:
+            raise self.fail_next.pop(0)
+
+    def reference_data(self):
+        return ReferenceData(accounts={"12000", "40200", "41000", "22000"}, branches={"SEATTLE"},
+                             subaccounts={"SEA-PLM"})
+
+    def find_parties(self, parties):
+        self.calls.append("find_parties")
+        by_name = {p["name"]: k for k, p in self.parties.items()}
+        found = {}
+        for p in parties:
+            if p.erp_id in self.parties:
+                found[p.source_id] = p.erp_id
+            elif p.match_by_name and p.name in by_name:
+                found[p.source_id] = by_name[p.name]
+        return found
+
+    def create_party(self, party):
+        self.calls.append("create_party")
+        self._maybe_fail()
+        self.parties[party.erp_id] = {"name": party.name}
+        return party.erp_id
+
+    def find_documents(self, docs):
+        self.calls.append("find_documents")
+        self._maybe_fail()
+        refs = {d["ref"]: k for k, d in self.documents.items()}
+        return {d.source_id: Existing(refs[d.external_ref], not self.documents[refs[d.external_ref]]["released"])
+                for d in docs if d.external_ref in refs}
+
+    def create_document(self, doc, refs):
+        self.calls.append("create_document")
+        if doc.source_type == "invoice":
+            refs.customer(doc.customer_id)
+        if doc.source_type == "payment":
+            for a in doc.applications:
+                refs.invoice(a.invoice_id)
+        self._maybe_fail()
+        self._n += 1
+        key = f"D{self._n:04d}"
+        self.documents[key] = {"ref": doc.external_ref, "doc": doc, "released": True}
+        return key
+
+    def update_document(self, doc, existing, refs):
+        self.calls.append("update_document")
+        self.documents[existing.key]["doc"] = doc
+        return existing.key
+
+    def close(self):
+        pass
+
+
+__all__ = ["MemoryErp", "AuthError", "TransientError", "ValidationError"]
