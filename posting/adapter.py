@@ -6,6 +6,7 @@ ERP's reference data. It decides nothing about whether to post: that is posting/
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Protocol
 
 from mappings.canonical import APBill, ARInvoice, CashReceipt, Coding, Party
@@ -77,5 +78,15 @@ class ErpAdapter(Protocol):
     def create_document(self, doc: Document, refs: References) -> str: ...
 
     def update_document(self, doc: Document, existing: Existing, refs: References) -> str: ...
+
+    def duplicate_external_refs(self, docs: list[Document]) -> dict[str, list[str]]:
+        """External reference -> ERP keys, for references that appear more than once."""
+
+    def coding_key(self, coding: Coding) -> str:
+        """The dimension reconciliation groups by: Acumatica subaccount, Vantagepoint project."""
+
+    def ledger_totals(self, day) -> dict[tuple[str, str], Decimal]:
+        """(source_type, coding key) -> total of the documents dated ``day`` in the ERP
+        (invoices and bills by coding key; receipts under key '*')."""
 
     def close(self) -> None: ...

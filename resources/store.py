@@ -333,6 +333,16 @@ class SyncStore:
                 before_commit()
         return Record.from_row(row)
 
+    def due_retry_partitions(self, limit: int = 100) -> list[tuple[str, date]]:
+        """(connection, business day) pairs holding failed records whose backoff has passed."""
+        with self.transaction() as conn:
+            rows = conn.execute(
+                "SELECT DISTINCT connection, business_date FROM records WHERE status = 'failed' "
+                "AND next_attempt_at IS NOT NULL AND next_attempt_at <= now() AND business_date IS NOT NULL "
+                "ORDER BY 1, 2 LIMIT %s", (limit,),
+            ).fetchall()
+        return [(r["connection"], r["business_date"]) for r in rows]
+
     def requeue(self, connection: str, *, statuses: Sequence[str] = OPEN_FAILURE_STATUSES,
                 record_ids: Sequence[int] | None = None, business_date: date | None = None,
                 source_id: str | None = None, run_id: str | None = None) -> list[Record]:

@@ -1,0 +1,29 @@
+"""The Dagster code location: every asset, check, job, sensor and schedule of fieldledger."""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from pipelines.erp.assets import ASSETS as ERP_ASSETS
+from pipelines.erp.sensors import retry_failed_records_sensor
+from pipelines.jobs import reference_job, sync_job
+from pipelines.mapping.assets import ASSETS as MAPPING_ASSETS
+from pipelines.reconciliation.assets import ASSETS as RECONCILIATION_ASSETS
+from pipelines.resources import FieldledgerResource
+from pipelines.servicetitan.assets import ASSETS as SERVICETITAN_ASSETS
+from pipelines.servicetitan.schedules import servicetitan_catch_up
+from pipelines.servicetitan.sensors import webhook_inbox_sensor
+
+reference_schedule = dg.ScheduleDefinition(
+    name="erp_reference_daily", cron_schedule="15 1 * * *", job=reference_job,
+    default_status=dg.DefaultScheduleStatus.RUNNING,
+    description="Re-read each ERP's chart of accounts and structure nightly.",
+)
+
+defs = dg.Definitions(
+    assets=[*SERVICETITAN_ASSETS, *MAPPING_ASSETS, *ERP_ASSETS, *RECONCILIATION_ASSETS],
+    jobs=[sync_job, reference_job],
+    sensors=[webhook_inbox_sensor, retry_failed_records_sensor],
+    schedules=[servicetitan_catch_up, reference_schedule],
+    resources={"fieldledger": FieldledgerResource()},
+)

@@ -1,0 +1,92 @@
+"""ERP assets: reference data read from the ERP, and the postings of each day's documents through
+the one posting protocol. Both ERPs share these assets; the connection decides the adapter."""
+
+
+from collections import Counter
+
+import dagster as dg
+
+from mappings.canonical import document_from_json
+from pipelines.erp.reference import refresh_reference_data
+from pipelines.metadata import failures_table
+from pipelines.partitions import connection_day, connection_partitions, split
+from pipelines.resources import FieldledgerResource
+from posting.protocol import Poster
+
+
+@dg.asset(partitions_def=connection_partitions, group_name="erp", kinds={"acumatica", "vantagepoint"},
+          description="Chart of accounts, subaccounts, branches / projects and organizations, read from the ERP.",
+          pool="erp_api", code_version="1")
+def erp_reference_data(context: dg.AssetExecutionContext, fieldledger: FieldledgerResource) -> dg.MaterializeResult:
+    conn = fieldledger.connection(context.partition_key)
+    ref, dims = refresh_reference_data(fieldledger, conn)
+    return dg.MaterializeResult(metadata={
+        "erp": conn.erp.kind, "accounts": len(ref.accounts), "subaccounts": len(ref.subaccounts),
+        "branches": len(ref.branches), "projects": len(ref.projects), "organizations": len(ref.organizations),
+        "closed_periods": ", ".join(sorted(ref.closed_periods)) or "none", "dimensions": ", ".join(dims),
+    })
+
+
+@dg.asset(
+    partitions_def=connection_day, group_name="erp", kinds={"acumatica", "vantagepoint"}, code_version="1",
+    pool="erp_api", deps=["mapped_documents"],
+    description="The day's documents posted to the ERP exactly once (check-before-post by external reference).",
+    check_specs=[
+        dg.AssetCheckSpec("counts_add_up", asset="erp_postings",
+                          description="posted + skipped + quarantined + failed + review = documents of the day"),
+        dg.AssetCheckSpec("no_duplicate_external_refs", asset="erp_postings",
+                          description="Each document's external reference appears once in the ERP."),
+    ],
+)
+def erp_postings(context: dg.AssetExecutionContext, fieldledger: FieldledgerResource):
+    connection, day = split(context)
+    conn = fieldledger.connection(connection)
+    store = fieldledger.store
+    summary_counts: Counter = Counter()
+    failures: list[dict] = []
+    with fieldledger.erp(conn) as adapter:
+        poster = Poster(store, adapter, connection, context.run_id)
+        while True:
+            batch = store.claim(connection, f"run-{context.run_id}", limit=200, business_date=day,
+                                statuses=("pending", "failed"))
+            if not batch:
+                break
+            result = poster.post(batch)
+            summary_counts.update(result.counts)
+            failures += result.failures
+        duplicates = adapter.duplicate_external_refs(
+            [document_from_json(r.source_type, r.payload["document"])
+             for r in store.records(connection, business_date=day, statuses=["posted"])
+             if r.source_type not in ("customer", "vendor") and (r.payload or {}).get("document")])
+    status = Counter(r.status for r in store.records(connection, business_date=day) if r.status != "superseded")
+    documents = sum(status.values())
+    accounted = sum(status[s] for s in ("posted", "skipped", "quarantined", "failed", "needs_review", "pending"))
+    open_failures = [{"record": f"{r.source_type} {r.source_id}", "class": r.error_class or "",
+                      "message": r.error_message or "", "fix": ""}
+                     for r in store.records(connection, business_date=day,
+                                            statuses=["failed", "quarantined", "needs_review"])]
+    yield dg.MaterializeResult(
+        metadata={
+            "posted": dg.MetadataValue.int(summary_counts["posted"]),
+            "found_existing": dg.MetadataValue.int(summary_counts["found_existing"]),
+            "failed": dg.MetadataValue.int(summary_counts["failed"]),
+            "needs_review": dg.MetadataValue.int(summary_counts["needs_review"]),
+            "day_posted_total": dg.MetadataValue.int(status["posted"]),
+            "day_skipped": dg.MetadataValue.int(status["skipped"]),
+            "day_quarantined": dg.MetadataValue.int(status["quarantined"]),
+            "day_open_failures": dg.MetadataValue.int(len(open_failures)),
+            "failures": failures_table(open_failures),
+        },
+        check_results=[
+            dg.AssetCheckResult(check_name="counts_add_up", passed=accounted == documents and status["pending"] == 0,
+                                metadata={k: dg.MetadataValue.int(v) for k, v in status.items()}),
+            dg.AssetCheckResult(check_name="no_duplicate_external_refs", passed=not duplicates,
+                                severity=dg.AssetCheckSeverity.ERROR,
+                                description="; ".join(f"{ref}: {keys}" for ref, keys in list(duplicates.items())[:5])
+                                or "every external reference is unique",
+                                metadata={"duplicates": dg.MetadataValue.int(len(duplicates))}),
+        ],
+    )
+
+
+ASSETS = [erp_reference_data, erp_postings]

@@ -1,0 +1,44 @@
+"""The catch-up schedule: every few minutes, read ServiceTitan's export feeds from the stored
+continuation tokens and request a sync of every (connection, day) that changed — whatever the
+webhooks missed (dropped, delayed, or received while fieldledger was down)."""
+
+
+from datetime import UTC, datetime, timedelta
+
+import dagster as dg
+
+from mappings.connection import ConnectionFileError, load_all
+from pipelines.jobs import run_tags, sync_job
+from pipelines.partitions import CONNECTION_NAMES, START_DATE, partition_key
+from pipelines.resources import FieldledgerResource
+from pipelines.servicetitan.extract import EXPORT_STREAMS, changed_days
+
+CATCH_UP_CRON = "*/5 * * * *"
+
+
+def catch_up_requests(fieldledger: FieldledgerResource, now: datetime) -> list[dg.RunRequest]:
+    requests = []
+    first_from = (now - timedelta(days=2)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    start = datetime.fromisoformat(START_DATE).date()
+    try:
+        connections = [c for c in load_all() if c.name in CONNECTION_NAMES and not c.paused]
+    except ConnectionFileError:
+        connections = []
+    stamp = now.strftime("%Y%m%dT%H%M")
+    for conn in connections:
+        days: set = set()
+        with fieldledger.servicetitan(conn) as client:
+            for source_type in EXPORT_STREAMS:
+                days |= changed_days(client, fieldledger.store, conn.name, source_type, first_from)
+        for day in sorted(d for d in days if start <= d <= now.date() + timedelta(days=1)):
+            requests.append(dg.RunRequest(partition_key=partition_key(conn.name, day),
+                                          run_key=f"catchup-{stamp}-{conn.name}-{day}",
+                                          tags=run_tags(conn.name, "catch-up")))
+    return requests
+
+
+@dg.schedule(job=sync_job, cron_schedule=CATCH_UP_CRON, default_status=dg.DefaultScheduleStatus.RUNNING,
+             description="Reads ServiceTitan export feeds and syncs every day that changed since the last tick.")
+def servicetitan_catch_up(context: dg.ScheduleEvaluationContext, fieldledger: FieldledgerResource):
+    requests = catch_up_requests(fieldledger, context.scheduled_execution_time or datetime.now(UTC))
+    return requests or dg.SkipReason("nothing changed in ServiceTitan since the last catch-up")
