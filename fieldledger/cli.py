@@ -44,8 +44,13 @@ def _vault(store=None):
 
 
 @app.command()
-def init() -> None:
-    """Create the state folder, the master key file (0600) and the sync store schema."""
+def init(
+    demo: bool = typer.Option(False, "--demo", help="Also set up the two demo connections against the simulators."),
+    info_file: Path = typer.Option(None, help="The simulators' info file (default <state>/sim.json)."),
+    receiver_url: str = typer.Option("http://127.0.0.1:8800", help="Where the webhook receiver listens."),
+) -> None:
+    """Create the state folder, the master key file (0600), the sync store schema and an example
+    connection file; with --demo, the demo connections, their secrets and webhooks."""
     from resources.vault import create_key_file
 
     home = settings.ensure_state_home()
@@ -54,7 +59,93 @@ def init() -> None:
     typer.echo(f"state folder  {home}")
     typer.echo(f"master key    {key} (mode 0600; back it up: secrets cannot be read without it)")
     typer.echo(f"sync store    schema version {store.schema_version()}")
+    example = home / "connection.example.yaml"
+    if not example.exists():
+        from fieldledger.demo_setup import TEMPLATES
+
+        example.write_text((TEMPLATES / "cascade-hvac.yaml").read_text())
+        typer.echo(f"example       {example} (copy to {settings.connections_dir()}/<name>.yaml and edit)")
+    if demo:
+        from fieldledger.demo_setup import init_demo
+
+        info = info_file or settings.sim_info_path()
+        if not info.exists():
+            fail(f"{info} does not exist: start the simulators first (`fieldledger sim up`).", 2)
+        for name in init_demo(info, _vault(store), receiver_url):
+            typer.echo(f"connection    {name}: file written, secrets stored, webhook registered")
     store.close()
+
+
+def _connection(name: str):
+    from mappings.connection import ConnectionFileError, load_connection
+
+    try:
+        return load_connection(name)
+    except ConnectionFileError as exc:
+        fail(str(exc), 2)
+
+
+@app.command()
+def sync(
+    connection: str = typer.Option(..., "--connection", "-c", help="Connection name."),
+    start: str = typer.Option(..., help="First business day, YYYY-MM-DD."),
+    end: str = typer.Option(..., help="Last business day, YYYY-MM-DD."),
+) -> None:
+    """Run the sync for every day from START to END through Dagster (visible in the UI)."""
+    from datetime import date
+
+    from fieldledger.operations import days_between, open_failures, run_partitions
+
+    _connection(connection)
+    try:
+        first, last = date.fromisoformat(start), date.fromisoformat(end)
+    except ValueError:
+        fail("--start and --end take dates as YYYY-MM-DD", 2)
+    if last < first:
+        fail("--end is before --start", 2)
+    days = days_between(first, last)
+    with typer.progressbar(length=len(days), label=f"syncing {connection}") as bar:
+        outcome = run_partitions(connection, days, "cli-sync", on_done=lambda d, ok: bar.update(1))
+    failures = open_failures(_store(), connection, first, last)
+    typer.echo(f"{outcome.runs} runs, {len(outcome.failed_runs)} failed runs, {len(failures)} records need attention")
+    for run in outcome.failed_runs:
+        typer.echo(f"  failed run: {run}")
+    for rec in failures[:20]:
+        typer.echo(f"  {rec.source_type} {rec.source_id} [{rec.error_class}] {rec.error_message}")
+    if outcome.failed_runs or failures:
+        typer.echo("See `fieldledger errors list`, fix the cause, then `fieldledger replay --failed`.")
+        raise typer.Exit(1)
+
+
+@app.command()
+def replay(
+    connection: str = typer.Option(..., "--connection", "-c", help="Connection name."),
+    failed: bool = typer.Option(False, "--failed", help="Only records that failed or were quarantined."),
+    day: str = typer.Option(None, "--date", help="Only this business day, YYYY-MM-DD."),
+    record: str = typer.Option(None, "--record", help="Only this ServiceTitan record id."),
+) -> None:
+    """Replay records: re-map quarantined ones with the current connection file, retry failed
+    ones, re-run their days. Safe to repeat: nothing already posted is posted again."""
+    import uuid
+    from datetime import date
+
+    from fieldledger.operations import open_failures, prepare_replay, run_partitions
+
+    conn = _connection(connection)
+    if not (failed or day or record):
+        fail("say what to replay: --failed, --date YYYY-MM-DD and/or --record ID", 2)
+    store = _store()
+    the_day = date.fromisoformat(day) if day else None
+    days = prepare_replay(store, conn, only_failed=failed, day=the_day, record=record,
+                          run_id=f"replay-{uuid.uuid4().hex[:8]}")
+    if not days:
+        typer.echo("nothing to replay")
+        return
+    outcome = run_partitions(connection, sorted(days), "replay")
+    left = [r for r in open_failures(store, connection) if r.business_date in days]
+    typer.echo(f"replayed {len(days)} day(s): {outcome.runs} runs, {len(left)} records still need attention")
+    if outcome.failed_runs or left:
+        raise typer.Exit(1)
 
 
 # --- secrets ---------------------------------------------------------------------------------

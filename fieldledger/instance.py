@@ -1,0 +1,46 @@
+"""The Dagster instance fieldledger runs on: DAGSTER_HOME under the state folder, storage on the
+same PostgreSQL server as the sync store (its `dagster` database), config from dagster.yaml."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+from fieldledger.settings import ensure_state_home
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+def dagster_pg_url() -> str:
+    from resources.database import database_url
+
+    url = os.environ.get("FIELDLEDGER_DAGSTER_DATABASE_URL") or database_url("dagster")
+    # dagster-postgres needs the psycopg2 driver named explicitly (psycopg 3 is also installed).
+    if url.startswith("postgresql://"):
+        url = "postgresql+psycopg2://" + url[len("postgresql://"):]
+    return url
+
+
+def prepare_environment() -> dict[str, str]:
+    """Set (and return) the environment every Dagster process of fieldledger needs."""
+    home = Path(os.environ.get("DAGSTER_HOME") or ensure_state_home() / "dagster")
+    home.mkdir(parents=True, exist_ok=True)
+    source = PROJECT_ROOT / "dagster.yaml"
+    target = home / "dagster.yaml"
+    if not target.exists() or target.read_text() != source.read_text():
+        shutil.copyfile(source, target)
+    env = {
+        "DAGSTER_HOME": str(home),
+        "FIELDLEDGER_DAGSTER_PG_URL": dagster_pg_url(),
+        "FIELDLEDGER_HOME": str(ensure_state_home()),
+    }
+    os.environ.update(env)
+    return env
+
+
+def get_instance():
+    import dagster as dg
+
+    prepare_environment()
+    return dg.DagsterInstance.get()

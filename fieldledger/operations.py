@@ -1,0 +1,72 @@
+"""Operations the CLI offers on top of the pipeline: run partitions through Dagster on the same
+instance the UI shows, replay failed records, summarise open failures."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+
+from mappings.connection import Connection
+from mappings.intake import remap_quarantined
+from resources.store import OPEN_FAILURE_STATUSES, SyncStore
+
+
+@dataclass
+class RunOutcome:
+    runs: int = 0
+    failed_runs: list[str] = field(default_factory=list)
+    open_failures: list = field(default_factory=list)
+
+
+def days_between(start: date, end: date) -> list[date]:
+    return [start + timedelta(days=i) for i in range((end - start).days + 1)]
+
+
+def run_partitions(connection: str, days: Iterable[date], reason: str,
+                   on_done: Callable[[date, bool], None] | None = None) -> RunOutcome:
+    """Materialize the sync job for each (connection, day), in this process, on the shared
+    instance (runs appear in the UI like any other)."""
+    from fieldledger.instance import get_instance
+    from pipelines.definitions import defs
+    from pipelines.jobs import run_tags
+    from pipelines.partitions import partition_key
+
+    instance = get_instance()
+    job = defs.resolve_job_def("sync")
+    outcome = RunOutcome()
+    for day in days:
+        result = job.execute_in_process(partition_key=partition_key(connection, day), instance=instance,
+                                        tags=run_tags(connection, reason), raise_on_error=False)
+        outcome.runs += 1
+        if not result.success:
+            outcome.failed_runs.append(f"{connection} {day} (run {result.run_id})")
+        if on_done:
+            on_done(day, result.success)
+    return outcome
+
+
+def open_failures(store: SyncStore, connection: str, start: date | None = None, end: date | None = None) -> list:
+    rows = store.records(connection, statuses=OPEN_FAILURE_STATUSES)
+    return [r for r in rows if (start is None or (r.business_date and r.business_date >= start))
+            and (end is None or (r.business_date and r.business_date <= end))]
+
+
+def prepare_replay(store: SyncStore, conn: Connection, *, only_failed: bool, day: date | None,
+                   record: str | None, run_id: str) -> set[date]:
+    """Re-map quarantined records with the current connection file and put failed ones back in
+    the queue; returns the days to run again. Without --failed, the whole day is re-run (the
+    protocol skips what is already posted)."""
+    days: set[date] = set()
+    remapped = remap_quarantined(store, conn, business_date=day, source_id=record, run_id=run_id)
+    requeued = store.requeue(conn.name, business_date=day, source_id=record, run_id=run_id)
+    for rec in requeued:
+        if rec.business_date:
+            days.add(rec.business_date)
+    if remapped.counts["extracted"]:
+        for rec in store.records(conn.name, statuses=["pending"], business_date=day, source_id=record):
+            if rec.business_date:
+                days.add(rec.business_date)
+    if not only_failed and day:
+        days.add(day)
+    return days
