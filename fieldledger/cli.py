@@ -248,6 +248,17 @@ def receiver_run(
     run(host=host, port=port)
 
 
+@app.command()
+def demo(
+    days: int = typer.Option(30, help="How many past days to backfill."),
+    rate: float = typer.Option(20.0, help="Live mode: new or changed documents per minute per tenant."),
+) -> None:
+    """Run everything live (what `make demo` does) until Ctrl-C."""
+    from fieldledger.demo import run_demo
+
+    run_demo(days=days, live_rate=rate)
+
+
 def main() -> None:  # pragma: no cover - console entry point
     app()
 

@@ -1,0 +1,159 @@
+"""`make demo`: everything, live, on this machine. Starts the embedded PostgreSQL, the three
+simulators in live mode, the webhook receiver, the Dagster webserver and daemon on one instance;
+sets up the demo connections; backfills the last 30 days; then prints a status line every few
+seconds until Ctrl-C, when it stops every process it started. Running it again resumes."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from fieldledger import settings
+from fieldledger.instance import PROJECT_ROOT, prepare_environment
+
+PORT_BASE = 8800
+RECEIVER_PORT = 8800
+UI_PORT = 3000
+DEMO_CONNECTIONS = ("cascade-hvac", "summit-mechanical")
+
+
+class Processes:
+    def __init__(self, log_dir: Path):
+        self.log_dir = log_dir
+        self.children: list[tuple[str, subprocess.Popen]] = []
+
+    def start(self, name: str, args: list[str], env: dict | None = None) -> subprocess.Popen:
+        log = open(self.log_dir / f"{name}.log", "ab")  # noqa: SIM115 - closed with the process
+        proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})},
+                                cwd=PROJECT_ROOT, start_new_session=True)
+        self.children.append((name, proc))
+        return proc
+
+    def stop_all(self) -> None:
+        for _, proc in reversed(self.children):
+            if proc.poll() is None:
+                try:
+                    os.killpg(proc.pid, signal.SIGTERM)
+                except ProcessLookupError:
+                    pass
+        deadline = time.monotonic() + 15
+        for name, proc in reversed(self.children):
+            try:
+                proc.wait(max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                print(f"  {name} did not stop in time; killing it")
+                os.killpg(proc.pid, signal.SIGKILL)
+
+    def dead(self) -> list[str]:
+        return [name for name, proc in self.children if proc.poll() is not None and name != "backfill"]
+
+
+def _bin(name: str) -> str:
+    return str(Path(sys.executable).parent / name)
+
+
+def _wait_for(path: Path, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not path.exists():
+        if time.monotonic() > deadline:
+            raise SystemExit(f"{what} did not start within {timeout:.0f} s; see {path.parent}/logs")
+        time.sleep(0.2)
+
+
+def _wait_http(url: str, timeout: float, what: str) -> None:
+    import httpx
+
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if httpx.get(url, timeout=2).status_code < 500:
+                return
+        except httpx.HTTPError:
+            pass
+        if time.monotonic() > deadline:
+            raise SystemExit(f"{what} did not answer at {url} within {timeout:.0f} s; see the logs folder")
+        time.sleep(0.5)
+
+
+def status_line(store) -> str:
+    with store.transaction() as conn:
+        events = conn.execute("SELECT count(*) AS n FROM inbox").fetchone()["n"]
+        rows = conn.execute("SELECT status, count(*) AS n FROM records WHERE source_type NOT IN "
+                            "('customer','vendor') GROUP BY status").fetchall()
+    counts = {r["status"]: r["n"] for r in rows}
+    failures = counts.get("failed", 0) + counts.get("quarantined", 0) + counts.get("needs_review", 0)
+    now = datetime.now(UTC).strftime("%H:%M:%S")
+    return (f"[{now}] events received {events} | documents posted {counts.get('posted', 0)} | "
+            f"pending {counts.get('pending', 0)} | failures {failures}")
+
+
+def run_demo(days: int = 30, live_rate: float = 20.0) -> None:
+    home = settings.ensure_state_home()
+    log_dir = home / "logs"
+    log_dir.mkdir(exist_ok=True)
+    from resources.database import database_url
+    from resources.store import SyncStore
+    from resources.vault import Vault, create_key_file
+
+    print("fieldledger demo: starting (logs in", log_dir, ")")
+    create_key_file()
+    db_url = database_url("fieldledger")
+    env = prepare_environment()
+    store = SyncStore.open(db_url)
+    procs = Processes(log_dir)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    try:
+        info = settings.sim_info_path()
+        info.unlink(missing_ok=True)
+        procs.start("simulators", [_bin("fieldledger"), "sim", "up", "--port-base", str(PORT_BASE), "--live",
+                                   "--rate", str(live_rate), "--info-file", str(info)])
+        _wait_for(info, 60, "the simulators")
+        procs.start("receiver", [_bin("fieldledger"), "receiver", "run", "--port", str(RECEIVER_PORT)])
+        _wait_http(f"http://127.0.0.1:{RECEIVER_PORT}/healthz", 60, "the receiver")
+        from fieldledger.demo_setup import init_demo
+
+        init_demo(info, Vault(store), f"http://127.0.0.1:{RECEIVER_PORT}")
+        workspace = str(PROJECT_ROOT / "workspace.yaml")
+        procs.start("dagster-webserver", [_bin("dagster-webserver"), "-w", workspace, "-h", "127.0.0.1",
+                                          "-p", str(UI_PORT)], env)
+        procs.start("dagster-daemon", [_bin("dagster-daemon"), "run", "-w", workspace], env)
+        _wait_http(f"http://127.0.0.1:{UI_PORT}/server_info", 120, "the Dagster webserver")
+        today = datetime.now(UTC).date()
+        start = today - timedelta(days=days - 1)
+        backfill = " && ".join(
+            f"{_bin('fieldledger')} sync --connection {c} --start {start} --end {today}" for c in DEMO_CONNECTIONS)
+        procs.start("backfill", ["/bin/sh", "-c", backfill], env)
+        sim = __import__("json").loads(info.read_text())
+        print(f"""
+  Dagster UI      http://127.0.0.1:{UI_PORT}
+  receiver        http://127.0.0.1:{RECEIVER_PORT}/webhooks/servicetitan/<connection>
+  ServiceTitan    {sim['servicetitan']['base_url']}
+  Acumatica       {sim['acumatica']['base_url']}
+  Vantagepoint    {sim['vantagepoint']['base_url']}
+  backfill        last {days} days for {', '.join(DEMO_CONNECTIONS)} (log: {log_dir}/backfill.log)
+  Ctrl-C stops everything; `make demo` again resumes.
+""")
+        while not stop.wait(5):
+            print(status_line(store), flush=True)
+            dead = procs.dead()
+            if dead:
+                print(f"stopped unexpectedly: {', '.join(dead)}; see {log_dir}")
+                break
+    except KeyboardInterrupt:
+        pass
+    finally:
+        print("\nstopping…")
+        procs.stop_all()
+        store.close()
+        from resources.database import embedded_pgdata, stop_embedded
+
+        if not settings.database_url_from_env():
+            stop_embedded(embedded_pgdata())
+        print("stopped; state kept in", home)
