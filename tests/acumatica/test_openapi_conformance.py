@@ -1,0 +1,119 @@
+"""The simulator's answers validate against Acumatica's own OpenAPI document (Default 24.200.001,
+read from ../shared/reference when present), and every field it emits is declared there."""
+
+from __future__ import annotations
+
+import json
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from jsonschema import Draft202012Validator
+from referencing import Registry, Resource
+from referencing.jsonschema import DRAFT202012
+
+from tests.acumatica.documents import invoice
+
+SPEC = (Path(__file__).resolve().parents[2].parent / "shared" / "reference" / "acumatica-openapi"
+        / "Default_24.200.001.json")
+URI = "urn:acumatica:default:24.200.001"
+SYSTEM = {"id", "rowNumber", "note", "custom", "_links", "error", "files"}
+
+
+@pytest.fixture(scope="module")
+def spec() -> dict:
+    if not SPEC.exists():
+        pytest.skip(f"Acumatica OpenAPI document not found at {SPEC}; conformance not checked")
+    return _nullable_to_json_schema(json.loads(SPEC.read_text()))
+
+
+def _nullable_to_json_schema(node):
+    """OpenAPI 3.0 'nullable: true' -> JSON Schema's type list with 'null' (in memory only)."""
+    if isinstance(node, dict):
+        if node.get("nullable") is True and isinstance(node.get("type"), str):
+            node = dict(node, type=[node["type"], "null"])
+        return {k: _nullable_to_json_schema(v) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_nullable_to_json_schema(v) for v in node]
+    return node
+
+
+def _properties(spec: dict, name: str) -> dict:
+    schema = spec["components"]["schemas"][name]
+    props: dict = {}
+    for part in schema.get("allOf", [schema]):
+        if "$ref" in part:
+            props.update(_properties(spec, part["$ref"].rsplit("/", 1)[1]))
+        props.update(part.get("properties", {}))
+    return props
+
+
+def _declared_only(spec: dict, name: str, body: dict, where: str = "") -> None:
+    props = _properties(spec, name)
+    for key, value in body.items():
+        if key in SYSTEM:
+            continue
+        assert key in props, f"{where}{key} is not a field of {name} in the OpenAPI document"
+        ref = props[key].get("$ref") or props[key].get("items", {}).get("$ref")
+        target = ref.rsplit("/", 1)[1] if ref else None
+        if isinstance(value, list) and target:
+            for row in value:
+                _declared_only(spec, target, row, f"{where}{key}[].")
+        elif isinstance(value, dict) and target and not target.endswith("Value"):
+            _declared_only(spec, target, value, f"{where}{key}.")
+
+
+def check(spec: dict, name: str, body, many: bool = False) -> None:
+    registry = Registry().with_resource(URI, Resource.from_contents(spec, default_specification=DRAFT202012))
+    schema = {"$ref": f"{URI}#/components/schemas/{name}"}
+    if many:
+        schema = {"type": "array", "items": schema}
+    Draft202012Validator(schema, registry=registry).validate(body)
+    for row in body if many else [body]:
+        _declared_only(spec, name, row)
+
+
+def test_lists_and_records_conform(spec, acu, sim):
+    token = sim.token()["access_token"]
+    h = {"Authorization": f"Bearer {token}"}
+    base = "/entity/Default/24.200.001"
+
+    def get(path, **params):
+        r = sim.http.get(base + path, headers=h, params=params)
+        assert r.status_code == 200, r.text
+        return r.json()
+
+    inv = acu.put("Invoice", invoice(ref="C-1", TaxDetails=[{"TaxID": "WASALES", "TaxAmount": Decimal("8.50")}]))
+    acu.release("Invoice", inv["id"])
+    pay = acu.put("Payment", {"CustomerID": "C000101", "PaymentMethod": "CHECK", "PaymentRef": "CHK-1", "Hold": False,
+                              "DocumentsToApply": [{"DocType": "Invoice", "ReferenceNbr": inv["ReferenceNbr"]}]})
+    acu.release("Payment", pay["id"])
+    acu.put("Bill", {"Vendor": "FERGUSON", "VendorRef": "R-1", "Details": [
+        {"Account": "50000", "Subaccount": "TAC-PLM", "Branch": "TACOMA", "Qty": Decimal(2), "UnitCost": Decimal("4.25")}]})
+
+    check(spec, "Customer", get("/Customer", **{"$expand": "MainContact,MainContact/Address"}), many=True)
+    check(spec, "Vendor", get("/Vendor"), many=True)
+    check(spec, "Invoice", get("/Invoice", **{"$expand": "Details,TaxDetails,ApplicationsDefault"}), many=True)
+    check(spec, "Invoice", get(f"/Invoice/Invoice/{inv['ReferenceNbr']}"))
+    check(spec, "Payment", get("/Payment", **{"$expand": "DocumentsToApply"}), many=True)
+    check(spec, "Bill", get("/Bill", **{"$expand": "Details,TaxDetails"}), many=True)
+    check(spec, "Account", get("/Account"), many=True)
+    check(spec, "Subaccount", get("/Subaccount"), many=True)
+    check(spec, "PaymentMethod", get("/PaymentMethod", **{"$expand": "AllowedCashAccounts"}), many=True)
+    check(spec, "Ledger", get("/Ledger", **{"$expand": "Branches"}), many=True)
+    r = sim.http.put(base + "/CompaniesStructure", headers=h, params={"$expand": "Results"}, content=b"{}")
+    check(spec, "CompaniesStructure", r.json())
+
+
+def test_errors_conform(spec, sim):
+    token = sim.token()["access_token"]
+    h = {"Authorization": f"Bearer {token}"}
+    base = "/entity/Default/24.200.001"
+    r = sim.http.put(base + "/Invoice", headers=h, json={"Customer": {"value": "NOPE"}, "Details": [
+        {"Account": {"value": "1"}, "Subaccount": {"value": "SEA-HVC"}, "Amount": {"value": 5}}]})
+    assert r.status_code == 422
+    check(spec, "Invoice", r.json())
+    assert r.json()["Details"][0]["Account"]["error"]
+    for resp in (sim.http.get(base + "/Customer"), sim.http.get(base + "/Customer/NOPE", headers=h)):
+        assert resp.status_code in (401, 500)
+        check(spec, "HttpError", resp.json())
