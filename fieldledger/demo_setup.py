@@ -32,7 +32,7 @@ def render_template(text: str, info: dict) -> str:
         except KeyError:
             raise KeyError(f"the simulators' info file has no {system}.{key}; is `fieldledger sim up` running?") from None
 
-    return re.sub(r"\{\{([a-z_.]+)\}\}", value, text)
+    return re.sub(r"\{\{([a-z_]+\.[a-z_]+)\}\}", value, text)
 
 
 def init_demo(info_file: Path, vault: Vault, receiver_url: str = "http://127.0.0.1:8800") -> list[str]:
