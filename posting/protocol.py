@@ -184,8 +184,13 @@ class Poster:
         for record in fresh:
             doc = docs[record.id]
             try:
-                if doc.source_id in found:
-                    self._done(record, found[doc.source_id].key, "found_existing", summary)
+                existing = found.get(doc.source_id)
+                if existing is not None and existing.updatable:
+                    # saved by an earlier attempt but never released/posted: finish it, don't duplicate it
+                    self._done(record, self.adapter.update_document(doc, existing, self.refs), "completed_existing",
+                               summary)
+                elif existing is not None:
+                    self._done(record, existing.key, "found_existing", summary)
                 else:
                     self._done(record, self.adapter.create_document(doc, self.refs), "created", summary)
             except AuthError:
@@ -223,7 +228,7 @@ class Poster:
     def _done(self, record: Record, key: str, how: str, summary: PostingSummary) -> None:
         self.store.record_outcome(record.id, "posted", step="posted", outcome=how, target_key=key,
                                   id_map_entity=ID_MAP_ENTITY[record.source_type], run_id=self.run_id)
-        summary.counts["posted" if how != "found_existing" else "found_existing"] += 1
+        summary.counts["found_existing" if how == "found_existing" else "posted"] += 1
         self.on_progress(1)
 
     def _fail(self, record: Record, exc: Exception, summary: PostingSummary) -> None:

@@ -1,0 +1,452 @@
+"""The Acumatica adapter of the posting layer: renders canonical parties, AR invoices, cash
+receipts and AP bills into the Default 24.200.001 contract (Customer, Vendor, Invoice, Payment,
+Bill), releases what it posts, and finds what already exists by external reference.
+
+It decides nothing about whether to post (posting/protocol.py does) and speaks HTTP only through
+resources/acumatica.py; errors surface unchanged as the shared RemoteError classes.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import date, timedelta
+from decimal import Decimal
+from typing import Any
+from urllib.parse import quote
+
+from mappings.canonical import CENT, APBill, ARInvoice, CashReceipt, Coding, Line, Party
+from mappings.connection import Connection
+from posting.adapter import Document, Existing, ReferenceData, References
+from resources.acumatica import SYSTEM, AcumaticaClient, odata_string
+from resources.http import ConflictError, NotFoundError, RemoteError
+from resources.vault import Vault
+
+ZERO = Decimal("0.00")
+
+# Field lengths of the 24.x DACs (nvarchar, measured in UTF-16 code units). External references
+# are never cut: a clipped reference could match another document, so the ERP refuses it instead.
+LIMITS = {"name": 255, "description": 256, "address_line": 50, "city": 50, "state": 50, "postal_code": 20,
+          "email": 255}
+DEFAULT_SUBACCOUNT = "000-000"
+
+# ServiceTitan payment type -> Acumatica payment method.
+PAYMENT_METHODS = {"Cash": "CASH", "Check": "CHECK", "Credit Card": "CREDITCARD", "ACH": "ACH"}
+COUNTRY_CODES = {"usa": "US", "united states": "US", "united states of america": "US", "can": "CA",
+                 "canada": "CA"}
+
+
+class UnmappedPaymentType(RemoteError):
+    """A ServiceTitan payment type with no Acumatica payment method: a mapping gap, not an ERP fault."""
+
+    error_class = "mapping"
+
+
+# --- how each document type lives in Acumatica ------------------------------------------------
+
+@dataclass(frozen=True)
+class DocumentKind:
+    """One canonical document type's Acumatica entity: where its party and external reference
+    sit, its date and amount fields, its detail collection, its type labels (with the internal
+    codes used in keys) and which types count negative in the ledger."""
+
+    entity: str
+    party_field: str
+    ref_field: str
+    date_field: str
+    amount_field: str
+    details: str
+    types: dict[str, str]
+    negative: frozenset[str]
+
+    @property
+    def labels(self) -> dict[str, str]:
+        return {code: label for label, code in self.types.items()}
+
+    def key(self, record: dict[str, Any]) -> str:
+        """'INV 010001': the document's type code and reference number, as accountants quote it."""
+        label = record.get("Type") or ""
+        return f"{self.types.get(label, label)} {record['ReferenceNbr']}"
+
+    def split_key(self, key: str) -> tuple[str, str]:
+        """Key -> (type label, reference number) for addressing the document."""
+        code, number = key.rsplit(" ", 1)
+        return self.labels.get(code, code), number
+
+    def sign(self, record: dict[str, Any]) -> Decimal:
+        return Decimal(-1) if record.get("Type") in self.negative else Decimal(1)
+
+    def lookup_fields(self) -> str:
+        return ",".join(("Type", "ReferenceNbr", "Status", self.party_field, self.ref_field, self.amount_field))
+
+
+INVOICE = DocumentKind("Invoice", "Customer", "CustomerOrder", "Date", "Amount", "Details",
+                       {"Invoice": "INV", "Debit Memo": "DRM", "Credit Memo": "CRM"}, frozenset({"Credit Memo"}))
+PAYMENT = DocumentKind("Payment", "CustomerID", "PaymentRef", "ApplicationDate", "PaymentAmount", "DocumentsToApply",
+                       {"Payment": "PMT", "Prepayment": "PPM", "Refund": "REF", "Voided Payment": "RPM"},
+                       frozenset({"Refund", "Voided Payment"}))
+BILL = DocumentKind("Bill", "Vendor", "VendorRef", "Date", "Amount", "Details",
+                    {"Bill": "INV", "Credit Adj.": "ACR", "Debit Adj.": "ADR", "Prepayment": "PPM"},
+                    frozenset({"Debit Adj."}))
+KINDS = {"invoice": INVOICE, "payment": PAYMENT, "bill": BILL}
+
+UNRELEASED = frozenset({"On Hold", "Balanced"})  # still editable
+IN_LEDGER = frozenset({"Open", "Closed"})  # released and not voided
+CLOSED_PERIOD_STATUSES = frozenset({"Closed", "Locked", "Inactive"})
+
+PARTIES = {"customer": ("Customer", "CustomerID", "CustomerName"), "vendor": ("Vendor", "VendorID", "VendorName")}
+
+
+# --- small pure helpers -----------------------------------------------------------------------
+
+def clip(text: str | None, limit: int) -> str | None:
+    """At most ``limit`` UTF-16 code units (how Acumatica measures nvarchar), never splitting a
+    character; any Unicode passes through."""
+    if text is None:
+        return None
+    used, end = 0, 0
+    for ch in text:
+        width = 2 if ord(ch) > 0xFFFF else 1
+        if used + width > limit:
+            break
+        used += width
+        end += 1
+    return text[:end]
+
+
+def or_filters(conditions: list[str], max_conditions: int, max_chars: int = 1500) -> Iterable[str]:
+    """The conditions OR-ed into as few $filter texts as fit: at most ``max_conditions`` each and
+    about ``max_chars`` once URL-encoded (IIS refuses long query strings; names can be long)."""
+    batch: list[str] = []
+    size = 0
+    for condition in conditions:
+        cost = len(quote(condition)) + len("%20or%20")
+        if batch and (len(batch) == max_conditions or size + cost > max_chars):
+            yield " or ".join(batch)
+            batch, size = [], 0
+        batch.append(condition)
+        size += cost
+    if batch:
+        yield " or ".join(batch)
+
+
+def day_filter(field: str, day: date) -> str:
+    start, end = day.isoformat(), (day + timedelta(days=1)).isoformat()
+    return f"{field} ge datetimeoffset'{start}T00:00:00+00:00' and {field} lt datetimeoffset'{end}T00:00:00+00:00'"
+
+
+def period_of(period_id: str | None) -> str | None:
+    """A financial period id as 'YYYYMM' (Acumatica shows 'MMYYYY' or 'MM-YYYY', stores 'YYYYMM')."""
+    digits = "".join(ch for ch in str(period_id or "") if ch.isdigit())
+    if len(digits) != 6:
+        return None
+    return digits if 1900 <= int(digits[:4]) <= 2999 else digits[2:] + digits[:2]
+
+
+def country_code(country: str | None) -> str | None:
+    """Acumatica wants ISO country codes; names it cannot resolve are left out, not guessed."""
+    text = (country or "").strip()
+    if len(text) == 2 and text.isalpha():
+        return text.upper()
+    return COUNTRY_CODES.get(text.casefold())
+
+
+def money(value: Any) -> Decimal:
+    """An amount as the client parsed it (Decimal, or None for an empty field)."""
+    return Decimal(str(value)) if value is not None else ZERO
+
+
+# --- rendering --------------------------------------------------------------------------------
+
+def render_party(party: Party) -> dict[str, Any]:
+    _, key_field, name_field = PARTIES[party.source_type]
+    record: dict[str, Any] = {name_field: clip(party.name, LIMITS["name"])}
+    if party.erp_id:
+        record[key_field] = party.erp_id
+    address = {"AddressLine1": clip(party.address_line, LIMITS["address_line"]),
+               "City": clip(party.city, LIMITS["city"]), "State": clip(party.state, LIMITS["state"]),
+               "PostalCode": clip(party.postal_code, LIMITS["postal_code"]),
+               "Country": country_code(party.country)}
+    contact: dict[str, Any] = {"DisplayName": record[name_field]}
+    if party.email:
+        contact["Email"] = clip(party.email, LIMITS["email"])
+    address = {k: v for k, v in address.items() if v}
+    if address:
+        contact["Address"] = address
+    record["MainContact"] = contact
+    return record
+
+
+def render_line(line: Line, sign: Decimal, price_field: str, extended_field: str,
+                description_field: str) -> dict[str, Any]:
+    """One GL-coded detail line. Quantity x unit price is sent when it gives the amount; otherwise
+    the amount itself (ServiceTitan totals carry discounts and rounding the unit price does not)."""
+    amount, unit = line.amount * sign, line.unit_amount * sign
+    row: dict[str, Any] = {"Branch": line.coding.branch, "Account": line.coding.account,
+                           "Subaccount": line.coding.subaccount,
+                           description_field: clip(line.description, LIMITS["description"]), "Qty": line.quantity}
+    if (line.quantity * unit).quantize(CENT) == amount:
+        row[price_field] = unit
+    row[extended_field] = amount
+    return row
+
+
+def invoice_type(doc: ARInvoice) -> tuple[str, Decimal]:
+    """Negative invoices are credit memos, carried with positive amounts."""
+    return ("Credit Memo", Decimal(-1)) if doc.total < 0 else ("Invoice", Decimal(1))
+
+
+def render_invoice(doc: ARInvoice, customer: str) -> dict[str, Any]:
+    doc_type, sign = invoice_type(doc)
+    record: dict[str, Any] = {
+        "Type": doc_type, "Customer": customer, "CustomerOrder": doc.external_ref, "Date": doc.date,
+        "Description": clip(doc.description, LIMITS["description"]), "Hold": False, "Amount": doc.total * sign,
+        "LinkBranch": doc.header.branch, "LinkARAccount": doc.header.account,
+        "Details": [render_line(line, sign, "UnitPrice", "ExtendedPrice", "TransactionDescription")
+                    for line in doc.lines],
+    }
+    if doc.due_date and doc_type == "Invoice":
+        record["DueDate"] = doc.due_date
+    return record
+
+
+def bill_type(doc: APBill) -> tuple[str, Decimal]:
+    """Negative bills are vendor credits: debit adjustments, carried with positive amounts."""
+    return ("Debit Adj.", Decimal(-1)) if doc.total < 0 else ("Bill", Decimal(1))
+
+
+def render_bill(doc: APBill, vendor: str) -> dict[str, Any]:
+    doc_type, sign = bill_type(doc)
+    record: dict[str, Any] = {
+        "Type": doc_type, "Vendor": vendor, "VendorRef": doc.external_ref, "Date": doc.date,
+        "Description": clip(doc.description, LIMITS["description"]), "Hold": False, "Amount": doc.total * sign,
+        "BranchID": doc.header.branch,
+        "Details": [render_line(line, sign, "UnitCost", "ExtendedCost", "TransactionDescription")
+                    for line in doc.lines],
+    }
+    if doc.due_date and doc_type == "Bill":
+        record["DueDate"] = doc.due_date
+    return record
+
+
+def payment_method(doc: CashReceipt) -> str:
+    method = PAYMENT_METHODS.get(doc.payment_type)
+    if method is None:
+        raise UnmappedPaymentType(
+            f"payment {doc.source_id}: ServiceTitan payment type {doc.payment_type!r} has no Acumatica payment "
+            f"method (known: {', '.join(PAYMENT_METHODS)}); add it to PAYMENT_METHODS in posting/acumatica.py",
+            system=SYSTEM)
+    return method
+
+
+def render_payment(doc: CashReceipt, customer: str, applied_to: list[tuple[str, str, Decimal]]) -> dict[str, Any]:
+    """``applied_to``: (invoice type label, reference number, amount) per application."""
+    record: dict[str, Any] = {
+        "Type": "Payment", "CustomerID": customer, "PaymentMethod": payment_method(doc),
+        "CashAccount": doc.cash.account, "PaymentRef": doc.external_ref, "ApplicationDate": doc.date,
+        "PaymentAmount": doc.amount, "Hold": False,
+        "Description": clip(doc.memo or f"ServiceTitan payment {doc.external_ref}", LIMITS["description"]),
+        "DocumentsToApply": [{"DocType": label, "ReferenceNbr": number, "AmountPaid": amount}
+                             for label, number, amount in applied_to],
+    }
+    if doc.cash.branch:
+        record["Branch"] = doc.cash.branch
+    return record
+
+
+# --- the adapter ------------------------------------------------------------------------------
+
+class AcumaticaAdapter:
+    """posting.adapter.ErpAdapter for one Acumatica tenant; holds one client (one API-user seat)."""
+
+    kind = "acumatica"
+    coding_dimensions = ("branch", "subaccount")
+    lookup_chunk = 25  # OR-ed conditions per $filter request
+
+    def __init__(self, client: AcumaticaClient):
+        self.client = client
+
+    @classmethod
+    def open(cls, conn: Connection, vault: Vault) -> AcumaticaAdapter:
+        erp = conn.erp
+        missing = [k for k in ("client_id", "client_secret", "username", "password") if k not in erp.secrets]
+        if missing:
+            raise ValueError(f"connection {conn.name}: erp.secrets lacks {', '.join(missing)}; name the vault "
+                             f"secret for each (e.g. client_id: acu_client_id)")
+        secrets = {k: vault.get(conn.name, erp.secrets[k]) for k in ("client_id", "client_secret", "username",
+                                                                      "password")}
+        return cls(AcumaticaClient(erp.base_url, erp.tenant or "", endpoint=erp.endpoint, version=erp.version,
+                                   max_concurrency=erp.max_concurrency, rate_per_minute=erp.requests_per_minute,
+                                   **secrets))
+
+    def close(self) -> None:
+        self.client.close()
+
+    # --- reference data ------------------------------------------------------------------
+    def reference_data(self) -> ReferenceData:
+        return ReferenceData(
+            accounts={a.AccountCD for a in self.client.list_accounts() if a.Active is not False},
+            subaccounts={s.SubaccountCD for s in self.client.list_subaccounts() if s.Active is not False},
+            branches={b.BranchID for b in self.client.list_branches() if b.BranchStatus is not False},
+            closed_periods=self.closed_periods(),
+        )
+
+    def closed_periods(self) -> set[str]:
+        """Periods closed (or locked, or not yet active) in GL, AR or AP. An instance that does
+        not expose FinancialPeriod through its endpoint has nothing to report."""
+        try:
+            years = self.client.list("FinancialPeriod", expand="Details")
+        except NotFoundError:
+            return set()
+        closed = set()
+        for year in years:
+            for row in year.get("Details") or []:
+                if row.get("Status") in CLOSED_PERIOD_STATUSES or row.get("ClosedInAR") or row.get("ClosedInAP"):
+                    period = period_of(row.get("FinancialPeriodID"))
+                    if period:
+                        closed.add(period)
+        return closed
+
+    # --- parties -------------------------------------------------------------------------
+    def find_parties(self, parties: list[Party]) -> dict[str, str]:
+        found: dict[str, str] = {}
+        for source_type in PARTIES:
+            group = [p for p in parties if p.source_type == source_type]
+            if group:
+                found.update(self._find_party_group(source_type, group))
+        return found
+
+    def _find_party_group(self, source_type: str, parties: list[Party]) -> dict[str, str]:
+        entity, key_field, name_field = PARTIES[source_type]
+        conditions = list(dict.fromkeys(
+            [f"{key_field} eq {odata_string(p.erp_id)}" for p in parties if p.erp_id]
+            + [f"{name_field} eq {odata_string(clip(p.name, LIMITS['name']))}" for p in parties if p.match_by_name]))
+        rows: list[dict] = []
+        for flt in or_filters(conditions, self.lookup_chunk):
+            rows += self.client.list(entity, filter=flt, select=f"{key_field},{name_field}")
+        by_key = {str(r[key_field]).casefold(): r[key_field] for r in rows}
+        by_name: dict[str, list[str]] = defaultdict(list)
+        for r in rows:
+            if r[key_field] not in by_name[r[name_field]]:
+                by_name[r[name_field]].append(r[key_field])
+        found = {}
+        for party in parties:
+            if party.erp_id and party.erp_id.casefold() in by_key:
+                found[party.source_id] = by_key[party.erp_id.casefold()]
+            elif party.match_by_name and len(by_name.get(clip(party.name, LIMITS["name"]), [])) == 1:
+                found[party.source_id] = by_name[clip(party.name, LIMITS["name"])][0]
+        return found
+
+    def create_party(self, party: Party) -> str:
+        entity, key_field, _ = PARTIES[party.source_type]
+        # A derived key is ours: an upsert stays idempotent if another run created it meanwhile.
+        return self.client.put(entity, render_party(party))[key_field]
+
+    # --- documents -----------------------------------------------------------------------
+    def _lookup(self, kind: DocumentKind, docs: list[Document]) -> dict[str, list[dict]]:
+        return self.client.find_by_external_ref(kind.entity, [d.external_ref for d in docs],
+                                                chunk_size=self.lookup_chunk, select=kind.lookup_fields())
+
+    def find_documents(self, docs: list[Document]) -> dict[str, Existing]:
+        found: dict[str, Existing] = {}
+        for source_type, kind in KINDS.items():
+            group = [d for d in docs if d.source_type == source_type]
+            if not group:
+                continue
+            matches = self._lookup(kind, group)
+            for doc in group:
+                record = self._pick(kind, matches.get(doc.external_ref, []))
+                if record is not None:
+                    found[doc.source_id] = Existing(
+                        key=kind.key(record), updatable=record.get("Status") in UNRELEASED,
+                        total=str((kind.sign(record) * money(record.get(kind.amount_field))).quantize(CENT)))
+        return found
+
+    @staticmethod
+    def _pick(kind: DocumentKind, records: list[dict]) -> dict | None:
+        """The document carrying the reference. A bill's VendorRef is unique only per vendor and the
+        vendor is not known here: a reference under several vendors is left to the ERP, which
+        refuses a second bill with the same VendorRef for one vendor. Otherwise the first
+        match; repeated references are reported by duplicate_external_refs."""
+        if not records:
+            return None
+        if kind is BILL and len({str(r.get("Vendor")).casefold() for r in records}) > 1:
+            return None
+        return records[0]
+
+    def create_document(self, doc: Document, refs: References) -> str:
+        kind = KINDS[doc.source_type]
+        saved = self.client.put(kind.entity, self._render(doc, refs))
+        released = self.client.release(kind.entity, saved["id"])
+        return kind.key(released)
+
+    def update_document(self, doc: Document, existing: Existing, refs: References) -> str:
+        kind = KINDS[doc.source_type]
+        label, number = kind.split_key(existing.key)
+        record = self._render(doc, refs)
+        if record["Type"] != label:
+            raise ConflictError(
+                f"{doc.source_type} {doc.source_id}: {existing.key} is a {label} but the edited document is now a "
+                f"{record['Type']}; delete the unreleased {existing.key} in Acumatica, then replay",
+                system=SYSTEM)
+        current = self.client.get(kind.entity, [label, number], expand=kind.details)
+        replaced = [{"id": row["id"], "delete": True} for row in current.get(kind.details) or []]
+        saved = self.client.put(kind.entity, {**record, "id": current["id"],
+                                              kind.details: replaced + record[kind.details]})
+        return kind.key(self.client.release(kind.entity, saved["id"]))
+
+    def _render(self, doc: Document, refs: References) -> dict[str, Any]:
+        if isinstance(doc, ARInvoice):
+            return render_invoice(doc, refs.customer(doc.customer_id))
+        if isinstance(doc, APBill):
+            return render_bill(doc, refs.vendor(doc.vendor_id))
+        applied = [(*INVOICE.split_key(refs.invoice(a.invoice_id)), a.amount) for a in doc.applications]
+        return render_payment(doc, refs.customer(doc.customer_id), applied)
+
+    def duplicate_external_refs(self, docs: list[Document]) -> dict[str, list[str]]:
+        duplicates: dict[str, list[str]] = {}
+        for source_type, kind in KINDS.items():
+            group = [d for d in docs if d.source_type == source_type]
+            if not group:
+                continue
+            for ref, records in self._lookup(kind, group).items():
+                per_party: dict[str, list[str]] = defaultdict(list)
+                for r in records:  # a bill's VendorRef need only be unique per vendor
+                    per_party[str(r.get(kind.party_field)).casefold() if kind is BILL else ""].append(kind.key(r))
+                for keys in per_party.values():
+                    if len(keys) > 1:
+                        duplicates.setdefault(ref, []).extend(keys)
+        return duplicates
+
+    # --- reconciliation ------------------------------------------------------------------
+    def coding_key(self, coding: Coding) -> str:
+        return coding.subaccount or DEFAULT_SUBACCOUNT
+
+    def ledger_totals(self, day: date) -> dict[tuple[str, str], Decimal]:
+        """Released documents dated ``day``: invoice and bill lines by subaccount (credit memos and
+        debit adjustments negative), receipts under '*'. Unreleased documents are not in the ledger."""
+        totals: dict[tuple[str, str], Decimal] = defaultdict(lambda: ZERO)
+        for source_type, kind in (("invoice", INVOICE), ("bill", BILL)):
+            for record in self._released_on(kind, day, expand="Details"):
+                for key, amount in self._line_amounts(record):
+                    totals[(source_type, key)] += kind.sign(record) * amount
+        for record in self._released_on(PAYMENT, day):
+            totals[("payment", "*")] += PAYMENT.sign(record) * money(record.get("PaymentAmount"))
+        return {key: total.quantize(CENT) for key, total in totals.items()}
+
+    def _released_on(self, kind: DocumentKind, day: date, expand: str | None = None) -> Iterable[dict]:
+        for record in self.client.iter_all(kind.entity, filter=day_filter(kind.date_field, day), expand=expand):
+            if record.get("Status") in IN_LEDGER:
+                yield record
+
+    @staticmethod
+    def _line_amounts(record: dict) -> list[tuple[str, Decimal]]:
+        """(subaccount, amount) per detail line; tax the ERP calculated itself (TaxTotal) lands on
+        the first line's subaccount, as the document has no other."""
+        lines = [(row.get("Subaccount") or DEFAULT_SUBACCOUNT, money(row.get("Amount")))
+                 for row in record.get("Details") or []]
+        tax = money(record.get("TaxTotal"))
+        if tax:
+            lines.append((lines[0][0] if lines else DEFAULT_SUBACCOUNT, tax))
+        return lines
