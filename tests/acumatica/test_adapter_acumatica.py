@@ -258,23 +258,21 @@ def test_edit_updates_an_unreleased_document_and_holds_a_released_one(store, con
     held = acu.put("Invoice", {"Customer": "C000101", "CustomerOrder": "INV-7101", "Hold": True,
                                "Details": [{"Account": "40100", "Subaccount": "SEA-HVC", "Branch": "SEATTLE",
                                             "Qty": Decimal(1), "UnitPrice": Decimal("10.00")}]})
-    v1 = st_invoice(7101, 9001, 1101, [item(1, "Service call", "1", "99.00", "99.00", "40100")])
-    intake(store, conn, CUSTOMERS[:1], invoices=[v1])
-    assert post(store, conn, adapter).counts["found_existing"] == 2  # the customer and the invoice
-
-    v2 = st_invoice(7101, 9001, 1101, [item(1, "Service call", "1", "99.00", "99.00", "40100"),
+    v1 = st_invoice(7101, 9001, 1101, [item(1, "Service call", "1", "99.00", "99.00", "40100"),
                                        item(2, "Capacitor", "1", "45.50", "45.50", "41000")])
-    intake(store, conn, invoices=[v2])
-    assert post(store, conn, adapter, "r2").counts["posted"] == 1
-    assert store.audit_trail(conn.name, "invoice", "7101")[-1]["outcome"] == "updated"
+    intake(store, conn, CUSTOMERS[:1], invoices=[v1])
+    summary = post(store, conn, adapter)
+    # the customer is found; the held invoice is completed in place (updated + released), not duplicated
+    assert (summary.counts["found_existing"], summary.counts["posted"]) == (1, 1)
+    assert store.audit_trail(conn.name, "invoice", "7101")[-1]["outcome"] == "completed_existing"
     updated = acu.get("Invoice", held["id"], expand="Details")
     assert (updated["Status"], updated["Amount"], updated["ReferenceNbr"]) == ("Open", Decimal("144.5"),
                                                                                held["ReferenceNbr"])
     assert lines(updated) == [("SEATTLE", "40100", "SEA-HVC", Decimal("99")),
                               ("SEATTLE", "41000", "SEA-HVC", Decimal("45.5"))]
 
-    v3 = st_invoice(7101, 9001, 1101, [item(1, "Service call", "1", "120.00", "120.00", "40100")])
-    intake(store, conn, invoices=[v3])
+    v2 = st_invoice(7101, 9001, 1101, [item(1, "Service call", "1", "120.00", "120.00", "40100")])
+    intake(store, conn, invoices=[v2])
     summary = post(store, conn, adapter, "r3")
     assert summary.counts["needs_review"] == 1
     assert summary.failures[0]["class"] == "conflict" and "was 144.50, now 120.00" in summary.failures[0]["message"]
