@@ -1,0 +1,340 @@
+"""The receiver over real loopback sockets: acceptance, every refusal (with nothing stored),
+duplicates, concurrency, secret rotation, health and metrics."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import socket
+import time
+
+import httpx
+
+from receiver.server import ThreadedReceiver
+from receiver.signature import sign
+from tests.receiver.webhook_deliveries import CONNECTION, encode, inbox_rows, make_event, signed_headers
+
+
+def test_signed_delivery_is_stored_with_its_raw_body(client, store, secret):
+    event = make_event(1)
+    body = encode(event)
+    resp = client.post(f"/webhooks/servicetitan/{CONNECTION}", content=body,
+                       headers={**signed_headers(secret, body), "User-Agent": "ServiceTitan-Webhooks/2"})
+    assert resp.status_code == 200, resp.text
+    assert resp.json() == {"status": "stored", "eventId": event["eventId"]}
+    [row] = inbox_rows(store)
+    assert row["event_id"] == event["eventId"]
+    assert row["event_type"] == "invoice.created"
+    assert bytes(row["body"]) == body
+    assert row["state"] == "pending"
+    assert row["headers"] == {"content-type": "application/json", "user-agent": "ServiceTitan-Webhooks/2"}
+    assert store.pending_inbox_events()[0].body == body
+
+
+def _post(client, body: bytes, headers: dict, connection: str = CONNECTION) -> httpx.Response:
+    return client.post(f"/webhooks/servicetitan/{connection}", content=body, headers=headers)
+
+
+def _assert_refusal(resp: httpx.Response, status: int, error: str, *, secret: str, signature: str | None = None) -> None:
+    assert resp.status_code == status, resp.text
+    payload = resp.json()
+    assert payload["error"] == error
+    assert len(payload["message"]) > 20  # says what happened and what to do
+    assert secret not in resp.text
+    if signature:
+        assert signature not in resp.text
+
+
+def test_duplicate_delivery_is_stored_once_and_answered_200(client, store, secret):
+    body = encode(make_event(2))
+    first = _post(client, body, signed_headers(secret, body))
+    second = _post(client, body, signed_headers(secret, body))
+    assert (first.status_code, second.status_code) == (200, 200)
+    assert (first.json()["status"], second.json()["status"]) == ("stored", "duplicate")
+    assert len(inbox_rows(store)) == 1
+
+
+def test_event_without_id_is_deduplicated_by_body_hash(client, store, secret):
+    body = encode(make_event(3, event_id=None))
+    other = encode(make_event(4, event_id=None))
+    answers = [_post(client, b, signed_headers(secret, b)) for b in (body, body, other)]
+    assert [a.json()["status"] for a in answers] == ["stored", "duplicate", "stored"]
+    rows = inbox_rows(store)
+    assert [r["event_id"] for r in rows] == [
+        "sha256:" + hashlib.sha256(body).hexdigest(), "sha256:" + hashlib.sha256(other).hexdigest()]
+
+
+def test_missing_and_bad_signatures_are_refused_401(client, store, secret):
+    body = encode(make_event(5))
+    missing = _post(client, body, {"Content-Type": "application/json"})
+    _assert_refusal(missing, 401, "missing_signature", secret=secret)
+    wrong_key = sign("another-key-of-sufficient-length-1234567", body)
+    _assert_refusal(_post(client, body, {"Content-Type": "application/json", "X-ServiceTitan-Signature": wrong_key}),
+                    401, "bad_signature", secret=secret, signature=wrong_key)
+    tampered = body.replace(b"412.50", b"999.99")
+    good_for_original = sign(secret, body)
+    _assert_refusal(_post(client, tampered, {"Content-Type": "application/json",
+                                             "X-ServiceTitan-Signature": good_for_original}),
+                    401, "bad_signature", secret=secret, signature=good_for_original)
+    hex_instead = sign(secret, body, "hex")  # right key, wrong encoding for this connection
+    _assert_refusal(_post(client, body, {"Content-Type": "application/json", "X-ServiceTitan-Signature": hex_instead}),
+                    401, "bad_signature", secret=secret, signature=hex_instead)
+    assert inbox_rows(store) == []
+
+
+def test_unknown_connection_is_refused_404(client, store, secret):
+    body = encode(make_event(6))
+    for name in ("summit", "no_such_connection", "cascade.yaml", "%2E%2E"):
+        resp = client.post(f"/webhooks/servicetitan/{name}", content=body, headers=signed_headers(secret, body))
+        _assert_refusal(resp, 404, "unknown_connection", secret=secret)
+    resp = client.post("/webhooks/servicetitan/..%2Fcascade", content=body, headers=signed_headers(secret, body))
+    _assert_refusal(resp, 404, "not_found", secret=secret)
+    with store.transaction() as conn:
+        assert conn.execute("SELECT count(*) AS n FROM inbox").fetchone()["n"] == 0
+
+
+def test_wrong_content_type_is_refused_415(client, store, secret):
+    body = encode(make_event(7))
+    for content_type in ("text/plain", "application/x-www-form-urlencoded", None):
+        headers = signed_headers(secret, body)
+        if content_type is None:
+            del headers["Content-Type"]
+        else:
+            headers["Content-Type"] = content_type
+        _assert_refusal(_post(client, body, headers), 415, "unsupported_media_type", secret=secret)
+    ok = _post(client, body, {**signed_headers(secret, body), "Content-Type": "application/json; charset=utf-8"})
+    assert ok.status_code == 200
+    assert len(inbox_rows(store)) == 1
+
+
+def test_not_json_or_missing_event_fields_is_refused_400(client, store, secret):
+    cases = {
+        b"not json at all": "invalid_json",
+        b"\xff\xfe{": "invalid_json",
+        b"[1, 2]": "missing_event_fields",
+        encode({"eventId": "x1", "data": {}}): "missing_event_fields",
+        encode({"eventId": "x2", "eventType": "invoice.created"}): "missing_event_fields",
+        encode({"eventId": "x3", "eventType": "invoice.created", "data": [1]}): "missing_event_fields",
+        encode({"eventId": {"nested": 1}, "eventType": "invoice.created", "data": {}}): "missing_event_fields",
+        encode({"eventId": "x4", "eventType": "", "data": {}}): "missing_event_fields",
+    }
+    for body, error in cases.items():
+        _assert_refusal(_post(client, body, signed_headers(secret, body)), 400, error, secret=secret)
+    assert inbox_rows(store) == []
+
+
+def _raw_exchange(port: int, head: bytes, body: bytes) -> tuple[bytes, bool]:
+    """Send a request head and part of a body, never finishing it; return the answer and whether
+    the server closed the connection afterwards."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(head + body)
+        answer = b""
+        closed = False
+        while True:
+            chunk = sock.recv(65536)
+            if not chunk:
+                closed = True
+                break
+            answer += chunk
+            if b"\r\n\r\n" in answer and answer.rstrip().endswith(b"}"):
+                try:
+                    closed = sock.recv(1) == b""
+                except TimeoutError:
+                    closed = False
+                break
+        return answer, closed
+
+
+def test_declared_oversize_body_is_refused_413_without_reading_it(receiver, store, secret):
+    signature = sign(secret, b"whatever")
+    head = (f"POST /webhooks/servicetitan/{CONNECTION} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            f"X-ServiceTitan-Signature: {signature}\r\nContent-Length: {5 * 1024 * 1024}\r\n\r\n").encode()
+    answer, closed = _raw_exchange(receiver.port, head, b"")  # no body byte is ever sent
+    assert answer.startswith(b"HTTP/1.1 413"), answer[:200]
+    assert b'"error":"too_large"' in answer
+    assert closed
+    assert inbox_rows(store) == []
+
+
+def test_streamed_oversize_body_is_refused_413_at_the_limit(receiver, store, secret):
+    signature = sign(secret, b"whatever")
+    head = (f"POST /webhooks/servicetitan/{CONNECTION} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            f"X-ServiceTitan-Signature: {signature}\r\nTransfer-Encoding: chunked\r\n\r\n").encode()
+    piece = b"x" * 65536
+    chunks = b"".join(b"%x\r\n%s\r\n" % (len(piece), piece) for _ in range(17))  # 1 MiB + 64 KiB, never terminated
+    answer, closed = _raw_exchange(receiver.port, head, chunks)
+    assert answer.startswith(b"HTTP/1.1 413"), answer[:200]
+    assert b'"error":"too_large"' in answer
+    assert closed
+    assert inbox_rows(store) == []
+
+
+def test_body_of_exactly_one_mebibyte_is_accepted(client, store, secret):
+    event = make_event(8)
+    event["data"]["notes"] = ""
+    padding = (1 << 20) - len(encode(event))
+    event["data"]["notes"] = "n" * padding
+    body = encode(event)
+    assert len(body) == 1 << 20
+    assert _post(client, body, signed_headers(secret, body)).status_code == 200
+    assert _post(client, body + b" ", signed_headers(secret, body + b" ")).status_code == 413
+    assert len(inbox_rows(store)) == 1
+
+
+def test_paused_connection_is_refused_503_with_retry_after(database_url, store, secret):
+    store.set_paused(CONNECTION, True, "ERP month-end close")
+    body = encode(make_event(9))
+    with ThreadedReceiver(database_url, secret_ttl=0.5) as served, httpx.Client(base_url=served.base_url, timeout=15) as client:
+        resp = _post(client, body, signed_headers(secret, body))
+        _assert_refusal(resp, 503, "paused", secret=secret)
+        assert int(resp.headers["Retry-After"]) > 0
+        assert inbox_rows(store) == []
+        store.set_paused(CONNECTION, False)
+        time.sleep(0.6)
+        assert _post(client, body, signed_headers(secret, body)).status_code == 200  # the redelivery
+    assert len(inbox_rows(store)) == 1
+
+
+def test_signature_header_and_encoding_come_from_the_connection_file(client, store, secret, home):
+    (home / "connections" / f"{CONNECTION}.yaml").write_text(
+        "erp: acumatica\nservicetitan:\n  tenant: 1170001\n  webhook:\n"
+        "    signature_header: X-Hub-Signature\n    signature_encoding: hex\n"
+    )
+    # The settings cached for this connection before the file existed expire within seconds.
+    body = encode(make_event(10))
+    deadline = time.monotonic() + 10
+    while True:
+        resp = _post(client, body, signed_headers(secret, body, header="X-Hub-Signature", encoding="hex"))
+        if resp.status_code == 200 or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    assert resp.status_code == 200, resp.text
+    other = encode(make_event(11))
+    resp = _post(client, other, signed_headers(secret, other))  # the default header is no longer read
+    _assert_refusal(resp, 401, "missing_signature", secret=secret)
+    assert "X-Hub-Signature" in resp.json()["message"]
+    assert len(inbox_rows(store)) == 1
+
+
+def test_connection_without_a_secret_asks_for_redelivery(database_url, store, vault, home):
+    (home / "connections" / "summit.yaml").write_text("erp: vantagepoint\n")
+    body = encode(make_event(12))
+    with ThreadedReceiver(database_url) as served, httpx.Client(base_url=served.base_url, timeout=15) as client:
+        resp = client.post("/webhooks/servicetitan/summit", content=body,
+                           headers=signed_headers("some-key-nobody-configured-0123456789", body))
+    assert resp.status_code == 503
+    assert resp.json()["error"] == "not_configured"
+    assert "st_webhook_secret" in resp.json()["message"]
+    assert inbox_rows(store, "summit") == []
+
+
+def test_hundreds_of_parallel_deliveries_are_each_stored_once(client, receiver, store, secret):
+    events = [make_event(n) for n in range(150)]
+    bodies = [encode(e) for e in events] * 2  # every event delivered twice, concurrently
+
+    async def deliver_all() -> list[httpx.Response]:
+        limits = httpx.Limits(max_connections=100)
+        async with httpx.AsyncClient(base_url=receiver.base_url, limits=limits, timeout=30) as aclient:
+            return await asyncio.gather(*(
+                aclient.post(f"/webhooks/servicetitan/{CONNECTION}", content=b, headers=signed_headers(secret, b))
+                for b in bodies))
+
+    answers = asyncio.run(deliver_all())
+    assert [a.status_code for a in answers] == [200] * 300
+    statuses = [a.json()["status"] for a in answers]
+    assert statuses.count("stored") == 150 and statuses.count("duplicate") == 150
+    rows = inbox_rows(store)
+    assert sorted(r["event_id"] for r in rows) == sorted(e["eventId"] for e in events)
+    metrics = client.get("/metrics").text
+    assert f'fieldledger_webhooks_total{{connection="{CONNECTION}",outcome="stored"}} 150' in metrics
+    assert f'fieldledger_webhooks_total{{connection="{CONNECTION}",outcome="duplicate"}} 150' in metrics
+    commits = int(next(line.split()[-1] for line in metrics.splitlines()
+                        if line.startswith("fieldledger_inbox_commits_total")))
+    assert 0 < commits <= 300
+
+
+def test_rotated_secret_takes_effect_within_seconds(client, store, vault, secret):
+    body = encode(make_event(13))
+    assert _post(client, body, signed_headers(secret, body)).status_code == 200
+    new_secret = "rotated-" + secret[:40]
+    vault.set(CONNECTION, "st_webhook_secret", new_secret)
+    rotated_at = time.monotonic()
+    n = 100
+    while True:  # the new key is refused until the cache expires, then accepted
+        n += 1
+        fresh = encode(make_event(n))
+        if _post(client, fresh, signed_headers(new_secret, fresh)).status_code == 200:
+            break
+        assert time.monotonic() - rotated_at < 8, "the rotated secret was not picked up within seconds"
+        time.sleep(0.1)
+    old = encode(make_event(999))
+    _assert_refusal(_post(client, old, signed_headers(secret, old)), 401, "bad_signature", secret=secret)
+    assert len(inbox_rows(store)) == 2
+
+
+def test_health_and_metrics(client, secret):
+    assert client.get("/healthz").json() == {"status": "ok"}
+    body = encode(make_event(14))
+    _post(client, body, signed_headers(secret, body))
+    _post(client, body, {"Content-Type": "application/json"})
+    client.post("/webhooks/servicetitan/nobody", content=body, headers=signed_headers(secret, body))
+    resp = client.get("/metrics")
+    assert resp.headers["content-type"].startswith("text/plain")
+    text = resp.text
+    assert f'fieldledger_webhooks_total{{connection="{CONNECTION}",outcome="stored"}} 1' in text
+    assert f'fieldledger_webhooks_total{{connection="{CONNECTION}",outcome="missing_signature"}} 1' in text
+    assert 'fieldledger_webhooks_total{connection="_unknown",outcome="unknown_connection"} 1' in text
+    assert "nobody" not in text
+    assert 'fieldledger_webhook_duration_seconds_bucket{le="+Inf"} 3' in text
+    assert "fieldledger_webhook_duration_seconds_count 3" in text
+
+
+def test_health_reports_an_unreachable_store(database_url, secret, master_key):
+    import psycopg
+
+    with ThreadedReceiver(database_url) as served, httpx.Client(base_url=served.base_url, timeout=15) as client:
+        assert client.get("/healthz").status_code == 200
+        admin = database_url.rsplit("/", 1)[0] + "/postgres"
+        name = database_url.rsplit("/", 1)[1]
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS false')
+            conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", (name,))
+        try:
+            resp = client.get("/healthz")
+            assert resp.status_code == 503
+            assert resp.json()["status"] == "unavailable"
+            body = encode(make_event(15))
+            refused = client.post(f"/webhooks/servicetitan/{CONNECTION}", content=body,
+                                  headers=signed_headers(secret, body))
+            assert refused.status_code == 503  # never acknowledged when it could not be committed
+            assert refused.json()["error"] == "store_unavailable"
+        finally:
+            with psycopg.connect(admin, autocommit=True) as conn:
+                conn.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true')
+
+
+def test_no_secret_or_signature_reaches_the_logs(client, secret, caplog):
+    caplog.set_level("DEBUG")
+    body = encode(make_event(16))
+    good = sign(secret, body)
+    bad = sign("an-attacker-key-that-is-long-enough-000", body)
+    _post(client, body, {"Content-Type": "application/json", "X-ServiceTitan-Signature": good})
+    _post(client, body, {"Content-Type": "application/json", "X-ServiceTitan-Signature": bad})
+    _post(client, b"{}", {"Content-Type": "application/json", "X-ServiceTitan-Signature": sign(secret, b"{}")})
+    assert any("refused" in r.getMessage() for r in caplog.records)  # the refusals were logged
+    text = caplog.text + "".join(r.getMessage() for r in caplog.records)
+    for value in (secret, good, bad, sign(secret, b"{}")):
+        assert value not in text
+
+
+def test_invalid_connection_file_asks_for_redelivery(client, store, secret, home):
+    (home / "connections" / f"{CONNECTION}.yaml").write_text("servicetitan:\n  webhook:\n    signature_encoding: rot13\n")
+    body = encode(make_event(17))
+    deadline = time.monotonic() + 10
+    while True:  # settings cached before the file changed expire within seconds
+        resp = _post(client, body, signed_headers(secret, body))
+        if resp.status_code != 200 or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    _assert_refusal(resp, 503, "not_configured", secret=secret)
+    assert "Retry-After" in resp.headers
