@@ -502,8 +502,11 @@ class AcumaticaClient:
                                  method="POST", path=f"{self.api_path}/{entity}/{action}", status=202)
         url = urljoin(self.base_url + "/", location)
         deadline = time.monotonic() + self.action_timeout
+        wait = min(0.05, self.poll_interval)
         while True:
-            self._sleep(self.poll_interval)
+            # quick first looks (most releases finish in well under a second), then every poll_interval
+            self._sleep(wait)
+            wait = min(self.poll_interval, wait * 2)
             status = self.http.request("GET", url, ok_statuses={202, 204})
             if status.status_code == 204:
                 return

@@ -17,12 +17,13 @@ import json
 import re
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any, Literal
+from urllib.parse import quote
 
 import httpx
 from dagster import ConfigurableResource
@@ -752,9 +753,12 @@ class VantagepointClient:
         return Firm.model_validate(rows[0]) if rows else None
 
     def upsert_firm(self, name: str, *, client: bool = False, vendor: bool = False, category: str = "SUP",
-                    fields: dict[str, Any] | None = None) -> FirmUpsert:
+                    fields: dict[str, Any] | None = None,
+                    create_fields: dict[str, Any] | None = None) -> FirmUpsert:
         """Find a firm by exact name (lowest ClientID wins when names collide, as Deltek's own
-        integrations do), make it a client and/or vendor with ``fields``; create it if missing."""
+        integrations do), make it a client and/or vendor with ``fields``; create it if missing.
+        ``create_fields`` are sent only when creating (e.g. a chosen Vendor code, which an
+        existing vendor's code must not be changed to)."""
         if not (client or vendor):
             raise ValueError("a firm must be a client, a vendor or both")
         wanted = dict(fields or {})
@@ -771,7 +775,7 @@ class VantagepointClient:
             rows = self._rows(self._call("PUT", f"firm/{firm.ClientID}", f"the update of firm {name!r}", json=changes))
             return FirmUpsert(firm=Firm.model_validate(rows[0]) if rows else firm, action="updated")
         body = {"Name": name, "Status": "A", "ClientInd": "Y" if client else "N", "VendorInd": "Y" if vendor else "N",
-                **({"Category": category} if vendor else {}), **wanted}
+                **({"Category": category} if vendor else {}), **wanted, **(create_fields or {})}
         for attempt in range(1, self._retry.max_attempts + 1):
             try:
                 rows = self._rows(self._call("POST", "firm", f"the creation of firm {name!r}", once=True, json=body))
@@ -888,6 +892,60 @@ class VantagepointClient:
 
     def find_posted_receipt(self, ref_no: str) -> list[LedgerRow]:
         return self.ledger("CR", None, None, ("RefNo", "=", ref_no))
+
+    # --- batched look-ups -----------------------------------------------------------------------
+    @classmethod
+    def filters_any(cls, column: str, values: list[str]) -> dict[str, str]:
+        """filterHash parameters for rows whose ``column`` equals any of ``values``: equality
+        conditions joined by OR, each value its own URL-encoded parameter (as in ``filters``)."""
+        params = cls.filters(*[(column, "=", value) for value in values])
+        for i in range(1, len(values)):
+            params[f"filterHash[{i}][condition]"] = "OR"
+        return params
+
+    @staticmethod
+    def value_chunks(values: Iterable[str], max_count: int = 10, max_chars: int = 1800) -> Iterator[list[str]]:
+        """Distinct values in groups small enough for one query string (IIS refuses query strings
+        over 2048 characters by default); values are counted URL-encoded (names can be long and
+        non-ASCII) plus the ~150 characters of a condition's five filterHash keys."""
+        chunk: list[str] = []
+        size = 0
+        for value in dict.fromkeys(values):
+            cost = len(quote(value)) + 150
+            if chunk and (len(chunk) == max_count or size + cost > max_chars):
+                yield chunk
+                chunk, size = [], 0
+            chunk.append(value)
+            size += cost
+        if chunk:
+            yield chunk
+
+    def find_firms_where(self, column: str, values: Iterable[str]) -> list[Firm]:
+        """Firms whose ``column`` (e.g. Name, Vendor) equals any of ``values``, in as few requests
+        as fit; the server compares case-insensitively, callers compare exactly."""
+        firms: list[Firm] = []
+        for chunk in self.value_chunks(values):
+            rows = self._paged("firm", f"the firm search on {column}", self.filters_any(column, chunk))
+            firms += [Firm.model_validate(r) for r in rows]
+        return firms
+
+    def ledger_where(self, trans_type: str, column: str, values: Iterable[str]) -> list[LedgerRow]:
+        """Posted ledger rows of one transaction type whose ``column`` equals any of ``values``."""
+        rows: list[LedgerRow] = []
+        for chunk in self.value_chunks(values):
+            found = self._paged(f"PSALedger/{trans_type.upper()}", f"the {trans_type} ledger",
+                                self.filters_any(column, chunk), page_size=1000)
+            rows += [LedgerRow.model_validate(r) for r in found]
+        return rows
+
+    def unposted_files(self, trans_type: str) -> dict[str, Decimal]:
+        """Batch (upper case) -> control total of every unposted file of one type (the
+        ``{xx}Landing`` list): what an earlier attempt saved but never posted."""
+        code = trans_type.upper()
+        rows = self._paged(f"DataEntry/{code.lower()}Landing", f"the unposted {code} files",
+                           self.filters(("Posted", "=", "N")))
+        return {str(r.get("Batch", "")).upper(): Decimal(str(r.get("Total") or 0)) for r in rows
+                if str(r.get("Posted", "N")).upper() != "Y"}
 
     # --- transaction files ----------------------------------------------------------------------
     def find_batch(self, trans_type: str, batch: str) -> BatchStatus | None:
