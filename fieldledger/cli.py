@@ -219,6 +219,8 @@ def sim_up(
     live: bool = typer.Option(True, "--live/--no-live", help="Keep creating activity and sending webhooks."),
     rate: float = typer.Option(30.0, help="Live mode: new or changed documents per minute."),
     info_file: Path = typer.Option(None, help="Where to write URLs and credentials (default <state>/sim.json)."),
+    option: list[str] = typer.Option(None, "--option", "-o",
+                                     help="Simulator setting KEY=VALUE, repeatable (e.g. tier=trial)."),
 ) -> None:
     """Run the simulators in the foreground until Ctrl-C."""
     from simulators.faults import parse_profile
@@ -229,7 +231,13 @@ def sim_up(
         fault_profile = parse_profile(profile)
     except ValueError as exc:
         fail(str(exc), 2)
-    options = SimOptions(seed=seed, profile=fault_profile, live=live, live_rate_per_minute=rate)
+    extra = {}
+    for item in option or []:
+        key, sep, value = item.partition("=")
+        if not sep:
+            fail(f"--option takes KEY=VALUE, got {item!r}", 2)
+        extra[key] = value
+    options = SimOptions(seed=seed, profile=fault_profile, live=live, live_rate_per_minute=rate, options=extra)
     settings.ensure_state_home()
     run_foreground(options, port_base, info_file or settings.sim_info_path())
 

@@ -7,6 +7,9 @@ read from the vault at run time and registered for redaction.
 
 from __future__ import annotations
 
+import atexit
+import hashlib
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -19,6 +22,28 @@ from resources.store import SyncStore
 from resources.vault import Vault
 
 _stores: dict[str, SyncStore] = {}
+# Clients live as long as the process: a ServiceTitan token (the token endpoint is throttled) and an
+# Acumatica session (an API-user seat) are reused by every asset of every run in this process and
+# released when it exits.
+_clients: dict[tuple, object] = {}
+_clients_lock = threading.Lock()
+
+
+def _close_clients() -> None:
+    with _clients_lock:
+        for client in _clients.values():
+            try:
+                client.close()
+            except Exception:  # noqa: BLE001, S110 - best effort at exit
+                pass
+        _clients.clear()
+
+
+atexit.register(_close_clients)
+
+
+def _fingerprint(*values: str) -> str:
+    return hashlib.sha256("\x00".join(values).encode()).hexdigest()
 
 
 def shared_store(url: str | None = None) -> SyncStore:
@@ -55,26 +80,27 @@ class FieldledgerResource(dg.ConfigurableResource):
 
         vault = self.vault()
         names = conn.servicetitan.secrets
-        client = ServiceTitanClient(
-            base_url=conn.servicetitan.base_url,
-            auth_url=conn.servicetitan.auth_url,
-            tenant=conn.servicetitan.tenant,
-            client_id=vault.get(conn.name, names["client_id"]),
-            client_secret=vault.get(conn.name, names["client_secret"]),
-            app_key=vault.get(conn.name, names["app_key"]),
-            rate_per_second=conn.servicetitan.rate_per_second,
-        )
-        try:
-            yield client
-        finally:
-            client.close()
+        creds = {k: vault.get(conn.name, names[k]) for k in ("client_id", "client_secret", "app_key")}
+        key = ("servicetitan", conn.name, conn.servicetitan.base_url, _fingerprint(*creds.values()))
+        with _clients_lock:
+            client = _clients.get(key)
+            if client is None:
+                client = ServiceTitanClient(
+                    base_url=conn.servicetitan.base_url, auth_url=conn.servicetitan.auth_url,
+                    tenant=conn.servicetitan.tenant, rate_per_second=conn.servicetitan.rate_per_second, **creds)
+                _clients[key] = client
+        yield client
 
     @contextmanager
     def erp(self, conn: Connection) -> Iterator[ErpAdapter]:
         from posting.registry import open_adapter
 
-        adapter = open_adapter(conn, self.vault())
-        try:
-            yield adapter
-        finally:
-            adapter.close()
+        vault = self.vault()
+        secrets = [vault.get(conn.name, name) for name in sorted(conn.erp.secrets.values())]
+        key = ("erp", conn.name, conn.erp.base_url, _fingerprint(*secrets))
+        with _clients_lock:
+            adapter = _clients.get(key)
+            if adapter is None:
+                adapter = open_adapter(conn, vault)
+                _clients[key] = adapter
+        yield adapter

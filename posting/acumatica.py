@@ -263,6 +263,7 @@ class AcumaticaAdapter:
     kind = "acumatica"
     coding_dimensions = ("branch", "subaccount")
     lookup_chunk = 25  # OR-ed conditions per $filter request
+    parallelism = 1
 
     def __init__(self, client: AcumaticaClient):
         self.client = client
@@ -276,9 +277,11 @@ class AcumaticaAdapter:
                              f"secret for each (e.g. client_id: acu_client_id)")
         secrets = {k: vault.get(conn.name, erp.secrets[k]) for k in ("client_id", "client_secret", "username",
                                                                       "password")}
-        return cls(AcumaticaClient(erp.base_url, erp.tenant or "", endpoint=erp.endpoint, version=erp.version,
-                                   max_concurrency=erp.max_concurrency, rate_per_minute=erp.requests_per_minute,
-                                   **secrets))
+        adapter = cls(AcumaticaClient(erp.base_url, erp.tenant or "", endpoint=erp.endpoint, version=erp.version,
+                                      max_concurrency=erp.max_concurrency, rate_per_minute=erp.requests_per_minute,
+                                      **secrets))
+        adapter.parallelism = erp.max_concurrency  # the protocol posts this many documents at once
+        return adapter
 
     def close(self) -> None:
         self.client.close()

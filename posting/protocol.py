@@ -16,8 +16,10 @@ from __future__ import annotations
 
 import logging
 import random
+import threading
 from collections import Counter
 from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from mappings.canonical import Party, document_from_json
@@ -53,10 +55,16 @@ class DependencyMissing(Exception):
 class PostingSummary:
     counts: Counter = field(default_factory=Counter)
     failures: list[dict] = field(default_factory=list)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def count(self, key: str) -> None:
+        with self._lock:
+            self.counts[key] += 1
 
     def add_failure(self, record: Record, error_class: str, message: str) -> None:
-        self.failures.append({"record": f"{record.source_type} {record.source_id}", "class": error_class,
-                              "message": message, "fix": FIXES.get(error_class, "")})
+        with self._lock:
+            self.failures.append({"record": f"{record.source_type} {record.source_id}", "class": error_class,
+                                  "message": message, "fix": FIXES.get(error_class, "")})
 
 
 class StoreReferences:
@@ -122,6 +130,21 @@ class Poster:
         self.run_id = run_id
         self.refs = StoreReferences(store, connection)
         self.on_progress = on_progress or (lambda n: None)
+        # documents of one stage are independent: post them side by side, within the ERP's limits
+        self.workers = max(1, int(getattr(adapter, "parallelism", 1)))
+
+    def _each(self, records: list[Record], post_one: Callable[[Record], None]) -> None:
+        """Run post_one for every record, in parallel when the adapter allows; an AuthError
+        (the connection itself is broken) is raised after the others finish."""
+        if self.workers == 1 or len(records) < 2:
+            for record in records:
+                post_one(record)
+            return
+        with ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="post") as pool:
+            futures = [pool.submit(post_one, r) for r in records]
+        errors = [f.exception() for f in futures if f.exception() is not None]
+        if errors:
+            raise errors[0]
 
     def post(self, records: Iterable[Record]) -> PostingSummary:
         summary = PostingSummary()
@@ -148,7 +171,7 @@ class Poster:
             for r in records:
                 self._fail(r, exc, summary)
             return
-        for record in records:
+        def post_party(record: Record) -> None:
             party: Party = parties[record.id]
             try:
                 if party.source_id in found:
@@ -159,6 +182,8 @@ class Poster:
                 raise
             except RemoteError as exc:
                 self._fail(record, exc, summary)
+
+        self._each(records, post_party)
 
     # --- documents -------------------------------------------------------------------------
 
@@ -181,7 +206,7 @@ class Poster:
             for r in fresh:
                 self._fail(r, exc, summary)
             return
-        for record in fresh:
+        def post_document(record: Record) -> None:
             doc = docs[record.id]
             try:
                 existing = found.get(doc.source_id)
@@ -197,6 +222,8 @@ class Poster:
                 raise
             except (RemoteError, DependencyMissing) as exc:
                 self._fail(record, exc, summary)
+
+        self._each(fresh, post_document)
 
     def _post_edit(self, record: Record, doc, prior: Record, summary: PostingSummary) -> None:
         """The record changed in ServiceTitan after an earlier version was posted."""
@@ -220,7 +247,7 @@ class Poster:
         self.store.record_outcome(record.id, "needs_review", step="failed", outcome="conflict",
                                   error_class="conflict", error_message=message, run_id=self.run_id,
                                   detail={"previous_key": existing.key, "previous_hash": prior.content_hash})
-        summary.counts["needs_review"] += 1
+        summary.count("needs_review")
         summary.add_failure(record, "conflict", message)
 
     # --- outcomes --------------------------------------------------------------------------
@@ -228,7 +255,7 @@ class Poster:
     def _done(self, record: Record, key: str, how: str, summary: PostingSummary) -> None:
         self.store.record_outcome(record.id, "posted", step="posted", outcome=how, target_key=key,
                                   id_map_entity=ID_MAP_ENTITY[record.source_type], run_id=self.run_id)
-        summary.counts["found_existing" if how == "found_existing" else "posted"] += 1
+        summary.count("found_existing" if how == "found_existing" else "posted")
         self.on_progress(1)
 
     def _fail(self, record: Record, exc: Exception, summary: PostingSummary) -> None:
@@ -240,7 +267,7 @@ class Poster:
         self.store.record_outcome(record.id, "failed", step="failed", outcome=error_class,
                                   error_class=error_class, error_message=message, run_id=self.run_id,
                                   retry_in_seconds=retry_in)
-        summary.counts["failed"] += 1
+        summary.count("failed")
         summary.add_failure(record, error_class, message)
         log.warning("%s %s failed (%s): %s", record.source_type, record.source_id, error_class, message)
         self.on_progress(1)

@@ -238,6 +238,7 @@ class VantagepointAdapter:
 
     kind = "vantagepoint"
     coding_dimensions = ("project", "organization")
+    parallelism = 4  # documents posted at once by the protocol (Vantagepoint documents no limit; be polite)
 
     def __init__(self, client: VantagepointClient, scope: str, ar_account: str):
         self.client = client

@@ -276,7 +276,7 @@ class SyncStore:
 
     def claim(self, connection: str, worker: str, *, limit: int = 100, lease_seconds: int = 300,
               statuses: Sequence[str] = ("pending",), source_types: Sequence[str] | None = None,
-              business_date: date | None = None) -> list[Record]:
+              business_date: date | None = None, source_ids: Iterable[str] | None = None) -> list[Record]:
         """Take up to ``limit`` records for posting. Two workers never hold the same record: rows
         are locked with SKIP LOCKED and leased until ``claimed_until``."""
         clauses = ["connection = %s", "status = ANY(%s)", "(claimed_until IS NULL OR claimed_until < now())",
@@ -288,6 +288,9 @@ class SyncStore:
         if business_date:
             clauses.append("business_date = %s")
             args.append(business_date)
+        if source_ids is not None:
+            clauses.append("source_id = ANY(%s)")
+            args.append(list(source_ids))
         with self.transaction() as conn:
             rows = conn.execute(
                 "UPDATE records SET claimed_by = %s, claimed_until = now() + make_interval(secs => %s) "

@@ -46,14 +46,19 @@ def erp_postings(context: dg.AssetExecutionContext, fieldledger: FieldledgerReso
     failures: list[dict] = []
     with fieldledger.erp(conn) as adapter:
         poster = Poster(store, adapter, connection, context.run_id)
-        while True:
-            batch = store.claim(connection, f"run-{context.run_id}", limit=200, business_date=day,
-                                statuses=("pending", "failed"))
-            if not batch:
-                break
-            result = poster.post(batch)
-            summary_counts.update(result.counts)
-            failures += result.failures
+        worker = f"run-{context.run_id}"
+        claimed = []
+        while batch := store.claim(connection, worker, limit=500, business_date=day, statuses=("pending", "failed")):
+            claimed += batch
+        # earlier invoices the day's payments apply to (fetched by st_applied_invoices) post with them
+        applied = {a["invoice_id"] for r in claimed if r.source_type == "payment"
+                   for a in ((r.payload or {}).get("document") or {}).get("applications", [])}
+        if applied:
+            claimed += store.claim(connection, worker, limit=5000, source_types=["invoice"], source_ids=applied,
+                                   statuses=("pending", "failed"))
+        result = poster.post(claimed)  # parties first, then invoices and bills, then payments
+        summary_counts.update(result.counts)
+        failures += result.failures
         duplicates = adapter.duplicate_external_refs(
             [document_from_json(r.source_type, r.payload["document"])
              for r in store.records(connection, business_date=day, statuses=["posted"])

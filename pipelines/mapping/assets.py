@@ -13,7 +13,7 @@ from pipelines.resources import FieldledgerResource
 from posting.validation import coding_problems, describe
 
 SOURCES = (("customer", "st_customers"), ("vendor", "st_vendors"), ("invoice", "st_invoices"),
-           ("payment", "st_payments"), ("bill", "st_inventory_bills"))
+           ("invoice", "st_applied_invoices"), ("payment", "st_payments"), ("bill", "st_inventory_bills"))
 
 
 @dg.asset(
@@ -30,12 +30,13 @@ SOURCES = (("customer", "st_customers"), ("vendor", "st_vendors"), ("invoice", "
 )
 def mapped_documents(context: dg.AssetExecutionContext, fieldledger: FieldledgerResource,
                      st_customers: list[dict], st_vendors: list[dict], st_invoices: list[dict],
-                     st_payments: list[dict], st_inventory_bills: list[dict]):
+                     st_payments: list[dict], st_inventory_bills: list[dict], st_applied_invoices: list[dict]):
     connection, day = split(context)
     conn = fieldledger.connection(connection)
     store = fieldledger.store
     inputs = {"st_customers": st_customers, "st_vendors": st_vendors, "st_invoices": st_invoices,
-              "st_payments": st_payments, "st_inventory_bills": st_inventory_bills}
+              "st_payments": st_payments, "st_inventory_bills": st_inventory_bills,
+              "st_applied_invoices": st_applied_invoices}
     summary = IntakeSummary()
     for source_type, name in SOURCES:
         register(store, conn, source_type, inputs[name], day, context.run_id, summary)

@@ -41,10 +41,26 @@ def st_inventory_bills(context: dg.AssetExecutionContext, fieldledger: Fieldledg
     return _documents(context, fieldledger, "bill")
 
 
+@dg.asset(description="Earlier invoices the day's payments apply to that are not in the ERP yet "
+                      "(so a payment never waits on a day that was not synced).", **COMMON)
+def st_applied_invoices(context: dg.AssetExecutionContext, fieldledger: FieldledgerResource,
+                        st_payments: list[dict], st_invoices: list[dict]) -> list[dict]:
+    connection, _ = split(context)
+    applied = {str(a.get("appliedTo")) for p in st_payments for a in (p.get("appliedTo") or [])}
+    applied -= {str(i.get("id")) for i in st_invoices}
+    known = fieldledger.store.lookup_many(connection, "invoice", applied)
+    missing = sorted(int(i) for i in applied - set(known) if i.isdigit())
+    conn = fieldledger.connection(connection)
+    with fieldledger.servicetitan(conn) as client:
+        records = extract.by_ids(client, "invoice", missing)
+    context.add_output_metadata({"records": dg.MetadataValue.int(len(records))})
+    return records
+
+
 @dg.asset(description="The customers the day's invoices and payments belong to.", **COMMON)
 def st_customers(context: dg.AssetExecutionContext, fieldledger: FieldledgerResource,
-                 st_invoices: list[dict], st_payments: list[dict]) -> list[dict]:
-    ids = extract.referenced_ids(st_invoices + st_payments, "customer")
+                 st_invoices: list[dict], st_payments: list[dict], st_applied_invoices: list[dict]) -> list[dict]:
+    ids = extract.referenced_ids(st_invoices + st_payments + st_applied_invoices, "customer")
     conn = fieldledger.connection(split(context)[0])
     with fieldledger.servicetitan(conn) as client:
         records = extract.by_ids(client, "customer", ids)
@@ -63,4 +79,4 @@ def st_vendors(context: dg.AssetExecutionContext, fieldledger: FieldledgerResour
     return records
 
 
-ASSETS = [st_invoices, st_payments, st_inventory_bills, st_customers, st_vendors]
+ASSETS = [st_invoices, st_payments, st_inventory_bills, st_applied_invoices, st_customers, st_vendors]

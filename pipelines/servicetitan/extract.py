@@ -19,6 +19,7 @@ DAY_READERS = {
 ID_READERS = {
     "customer": lambda c, ids: c.customers(ids=ids),
     "vendor": lambda c, ids: c.vendors(ids=ids),
+    "invoice": lambda c, ids: c.invoices(ids=ids),
 }
 EXPORT_STREAMS = {"invoice": "invoices", "payment": "payments", "bill": "inventory_bills"}
 DATE_FIELD = {"invoice": "invoiceDate", "payment": "date", "bill": "billDate"}
