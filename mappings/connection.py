@@ -68,6 +68,7 @@ class VantagepointSettings(_Strict):
     kind: Literal["vantagepoint"]
     base_url: str
     database: str
+    requests_per_second: float = Field(20.0, gt=0, le=500)  # no documented limit: be polite
     secrets: dict[str, str] = Field(
         default_factory=lambda: {
             "client_id": "vp_client_id",

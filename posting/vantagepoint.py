@@ -41,9 +41,6 @@ from resources.vault import Vault
 
 ZERO = Decimal("0.00")
 SECRETS = ("client_id", "client_secret", "username", "password")
-# Vantagepoint documents no request limit; 50/s keeps a day's backfill quick and stays polite.
-# (A connection setting would need a field in mappings/connection.py.)
-POSTING_RATE_PER_SECOND = 50.0
 
 # Field lengths: firm Name 255 (CL.Name), transaction line and file descriptions 40, TransComment
 # 255 (as the reference and the simulator enforce). The firm address widths are not documented;
@@ -256,7 +253,7 @@ class VantagepointAdapter:
             raise ValueError(f"connection {conn.name}: erp.secrets lacks {', '.join(missing)}; name the vault "
                              f"secret for each (e.g. client_id: vp_client_id)")
         secrets = {k: vault.get(conn.name, erp.secrets[k]) for k in SECRETS}
-        client = VantagepointClient(erp.base_url, erp.database, rate_per_second=POSTING_RATE_PER_SECOND, **secrets)
+        client = VantagepointClient(erp.base_url, erp.database, rate_per_second=erp.requests_per_second, **secrets)
         # Scoped by the ServiceTitan tenant, not the file name: renaming a connection keeps its batches.
         return cls(client, scope=f"st{conn.servicetitan.tenant}", ar_account=conn.mapping.accounts.ar)
 

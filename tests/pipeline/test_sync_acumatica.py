@@ -13,34 +13,15 @@ import pytest
 
 from fieldledger.operations import run_partitions
 from mappings.connection import load_connection
-from mappings.rules import MappingError, ZeroAmountDocument, map_record
-from pipelines.servicetitan import extract
 from posting.reconcile import reconcile
 from posting.registry import open_adapter
 from resources.acumatica import AcumaticaClient
-from resources.servicetitan import ServiceTitanClient
 from resources.vault import Vault
+from tests.pipeline.source import last_days, source_documents
 
 pytestmark = pytest.mark.slow
 CONNECTION = "cascade-hvac"
 DAYS = int(os.environ.get("FL_TEST_DAYS", "30"))
-
-
-def source_documents(stack, days):
-    st = stack.info["servicetitan"]
-    t = st["tenants"][CONNECTION]
-    conn = load_connection(CONNECTION)
-    docs = {"invoice": {}, "payment": {}, "bill": {}}
-    with ServiceTitanClient(st["base_url"], st["auth_url"], t["tenant"], t["client_id"], t["client_secret"],
-                            t["app_key"]) as client:
-        for day in days:
-            for kind in docs:
-                for raw in extract.day_records(client, kind, day):
-                    try:
-                        docs[kind][str(raw["id"])] = map_record(kind, raw, conn)
-                    except (MappingError, ZeroAmountDocument):
-                        pass
-    return docs
 
 
 def acumatica(stack) -> AcumaticaClient:
@@ -50,8 +31,8 @@ def acumatica(stack) -> AcumaticaClient:
 
 
 def test_thirty_days_land_in_acumatica_exactly_once_and_reconcile(stack):
-    today = datetime.now(UTC).date()
-    days = [today - timedelta(days=i) for i in range(DAYS - 1, -1, -1)]
+    days = last_days(DAYS)
+    today = days[-1]
     started = datetime.now(UTC)
     outcome = run_partitions(CONNECTION, days, "test")
     elapsed = (datetime.now(UTC) - started).total_seconds()
@@ -60,7 +41,7 @@ def test_thirty_days_land_in_acumatica_exactly_once_and_reconcile(stack):
     statuses = stack.store.status_counts(CONNECTION)
     assert statuses.get("failed", 0) == 0 and statuses.get("quarantined", 0) == 0, statuses
 
-    expected = source_documents(stack, days)
+    expected = source_documents(stack.info, CONNECTION, days)
     assert len(expected["invoice"]) > 15 * DAYS and len(expected["payment"]) > 10 * DAYS and len(expected["bill"]) > DAYS
     conn = load_connection(CONNECTION)
     window = (f"Date ge datetimeoffset'{days[0]}T00:00:00Z' and "
