@@ -55,18 +55,16 @@ def open_failures(store: SyncStore, connection: str, start: date | None = None, 
 def prepare_replay(store: SyncStore, conn: Connection, *, only_failed: bool, day: date | None,
                    record: str | None, run_id: str) -> set[date]:
     """Re-map quarantined records with the current connection file and put failed ones back in
-    the queue; returns the days to run again. Without --failed, the whole day is re-run (the
-    protocol skips what is already posted)."""
-    days: set[date] = set()
-    remapped = remap_quarantined(store, conn, business_date=day, source_id=record, run_id=run_id)
-    requeued = store.requeue(conn.name, business_date=day, source_id=record, run_id=run_id)
-    for rec in requeued:
-        if rec.business_date:
-            days.add(rec.business_date)
-    if remapped.counts["extracted"]:
-        for rec in store.records(conn.name, statuses=["pending"], business_date=day, source_id=record):
-            if rec.business_date:
-                days.add(rec.business_date)
+    the queue; returns the days to run again. An earlier invoice that a replayed payment applies to
+    does not need its own day re-run: the payment's run posts it first. Without --failed, the
+    whole day is re-run (the protocol skips what is already posted)."""
+    remap_quarantined(store, conn, business_date=day, source_id=record, run_id=run_id)
+    store.requeue(conn.name, business_date=day, source_id=record, run_id=run_id)
+    pending = [r for r in store.records(conn.name, statuses=["pending", "failed"], business_date=day,
+                                        source_id=record) if r.business_date]
+    applied = {a["invoice_id"] for r in pending if r.source_type == "payment"
+               for a in ((r.payload or {}).get("document") or {}).get("applications", [])}
+    days = {r.business_date for r in pending if not (r.source_type == "invoice" and r.source_id in applied)}
     if not only_failed and day:
         days.add(day)
     return days
