@@ -386,8 +386,9 @@ class AcumaticaClient:
         token = self.auth.forget()
         try:
             if token:
+                # one quick attempt: if the instance is unreachable the seat expires on its own
                 self._identity.post("/entity/auth/logout", headers={"Authorization": f"Bearer {token}"},
-                                    use_auth=False, content=b"")
+                                    use_auth=False, content=b"", timeout=5.0, attempts=1)
         except RemoteError:
             pass  # the seat frees itself after 10 idle minutes; nothing else to do here
         finally:

@@ -235,6 +235,7 @@ class HttpClient:
         ok_statuses: Collection[int] | None = None,
         use_auth: bool = True,
         timeout: float | None = None,
+        attempts: int | None = None,
     ) -> httpx.Response:
         """Send with retries; return the response when its status is OK, else raise the
         classified RemoteError. Only transient failures are retried."""
@@ -252,7 +253,7 @@ class HttpClient:
             )
 
         retrying = Retrying(
-            stop=stop_after_attempt(self.retry.max_attempts),
+            stop=stop_after_attempt(attempts or self.retry.max_attempts),
             wait=self._wait,
             retry=retry_if_exception(lambda e: isinstance(e, TransientError)),
             sleep=self._sleep,
