@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import socket
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -299,6 +301,38 @@ class SyncStore:
                 [worker, lease_seconds, *args, limit],
             ).fetchall()
         return sorted((Record.from_row(r) for r in rows), key=lambda r: r.id)
+
+    @staticmethod
+    def worker_id(label: str) -> str:
+        """A claim owner id that says which process holds the claim: host:pid:label."""
+        return f"{socket.gethostname()}:{os.getpid()}:{label}"
+
+    def release_dead_claims(self) -> int:
+        """Free claims held by processes of this host that no longer exist (a run killed mid-posting),
+        so a replay right after a crash does not wait for their leases to expire."""
+        host = socket.gethostname()
+        with self.transaction() as conn:
+            owners = [r["claimed_by"] for r in conn.execute(
+                "SELECT DISTINCT claimed_by FROM records WHERE claimed_until > now() AND claimed_by LIKE %s",
+                (f"{host}:%",)).fetchall()]
+        dead = []
+        for owner in owners:
+            try:
+                pid = int(owner.split(":")[1])
+            except (IndexError, ValueError):
+                continue
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                dead.append(owner)
+            except PermissionError:
+                pass
+        if not dead:
+            return 0
+        with self.transaction() as conn:
+            rows = conn.execute("UPDATE records SET claimed_by = NULL, claimed_until = NULL WHERE claimed_by = ANY(%s)",
+                                (dead,))
+            return rows.rowcount
 
     def record_outcome(self, record_id: int, status: str, *, step: str, outcome: str,
                        target_key: str | None = None, error_class: str | None = None,

@@ -46,7 +46,8 @@ def erp_postings(context: dg.AssetExecutionContext, fieldledger: FieldledgerReso
     failures: list[dict] = []
     with fieldledger.erp(conn) as adapter:
         poster = Poster(store, adapter, connection, context.run_id)
-        worker = f"run-{context.run_id}"
+        store.release_dead_claims()  # a run killed mid-posting must not block this one
+        worker = store.worker_id(f"run-{context.run_id}")
         claimed = []
         while batch := store.claim(connection, worker, limit=500, business_date=day, statuses=("pending", "failed")):
             claimed += batch
