@@ -1,6 +1,7 @@
 """The Acumatica adapter of the posting layer: renders canonical parties, AR invoices, cash
 receipts and AP bills into the Default 24.200.001 contract (Customer, Vendor, Invoice, Payment,
-Bill), releases what it posts, and finds what already exists by external reference.
+Bill), releases what it posts, finds what already exists by external reference, and polls for
+what people changed afterwards (voided documents, parties created by hand).
 
 It decides nothing about whether to post (posting/protocol.py does) and speaks HTTP only through
 resources/acumatica.py; errors surface unchanged as the shared RemoteError classes.
@@ -11,14 +12,14 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 from urllib.parse import quote
 
 from mappings.canonical import CENT, APBill, ARInvoice, CashReceipt, Coding, Line, Party
 from mappings.connection import Connection
-from posting.adapter import Document, Existing, ReferenceData, References
+from posting.adapter import Document, ErpChange, Existing, ReferenceData, References
 from resources.acumatica import SYSTEM, AcumaticaClient, odata_string
 from resources.http import ConflictError, NotFoundError, RemoteError
 from resources.vault import Vault
@@ -134,6 +135,23 @@ def or_filters(conditions: list[str], max_conditions: int, max_chars: int = 1500
 def day_filter(field: str, day: date) -> str:
     start, end = day.isoformat(), (day + timedelta(days=1)).isoformat()
     return f"{field} ge datetimeoffset'{start}T00:00:00+00:00' and {field} lt datetimeoffset'{end}T00:00:00+00:00'"
+
+
+def modified_after(since: datetime) -> str:
+    """$filter for records changed after ``since``: LastModifiedDateTime gt datetimeoffset'…' (UTC,
+    milliseconds, as the API stores them; '+' encoded by the HTTP layer)."""
+    if since.tzinfo is None:
+        raise ValueError("since must be timezone-aware (UTC)")
+    stamp = since.astimezone(UTC).isoformat(timespec="milliseconds")
+    return f"LastModifiedDateTime gt datetimeoffset'{stamp}'"
+
+
+def parse_stamp(value: Any) -> datetime | None:
+    """An Acumatica date-time as UTC-aware (naive values are the API's UTC)."""
+    if value in (None, ""):
+        return None
+    parsed = value if isinstance(value, datetime) else datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
 
 
 def period_of(period_id: str | None) -> str | None:
@@ -421,6 +439,37 @@ class AcumaticaAdapter:
                     if len(keys) > 1:
                         duplicates.setdefault(ref, []).extend(keys)
         return duplicates
+
+    # --- changes made in the ERP ---------------------------------------------------------
+    def changes_since(self, since: datetime) -> tuple[list[ErpChange], datetime]:
+        """Invoices, payments and bills modified after ``since`` whose Status is now Voided, and
+        customers / vendors created after ``since`` (CreatedDateTime), by LastModifiedDateTime.
+        Deleted documents leave no trace here (the contract API has no tombstones): they are
+        found by the existence check, posting.erp_changes.verify_posted_exist."""
+        changes: list[ErpChange] = []
+        mark = since
+        flt = modified_after(since)
+        for source_type, kind in KINDS.items():
+            select = f"Type,ReferenceNbr,Status,LastModifiedDateTime,{kind.ref_field}"
+            for record in self.client.iter_all(kind.entity, filter=flt, select=select):
+                mark = max(mark, parse_stamp(record.get("LastModifiedDateTime")) or mark)
+                if record.get("Status") == "Voided":
+                    changes.append(ErpChange(
+                        "document_voided", source_type, kind.key(record),
+                        detail=f"{kind.entity} {kind.key(record)} (external reference "
+                               f"{record.get(kind.ref_field) or 'none'}) was voided in Acumatica "
+                               f"at {record.get('LastModifiedDateTime')}"))
+        for source_type, (entity, key_field, name_field) in PARTIES.items():
+            select = f"{key_field},{name_field},CreatedDateTime,LastModifiedDateTime"
+            for record in self.client.iter_all(entity, filter=flt, select=select):
+                mark = max(mark, parse_stamp(record.get("LastModifiedDateTime")) or mark)
+                created = parse_stamp(record.get("CreatedDateTime"))
+                if created is not None and created > since and record.get(key_field):
+                    changes.append(ErpChange(
+                        "party_created", source_type, record[key_field], name=record.get(name_field),
+                        detail=f"{entity} {record[key_field]} {record.get(name_field)!r} was created in Acumatica "
+                               f"at {record.get('CreatedDateTime')}"))
+        return changes, mark
 
     # --- reconciliation ------------------------------------------------------------------
     def coding_key(self, coding: Coding) -> str:

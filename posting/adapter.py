@@ -6,8 +6,9 @@ ERP's reference data. It decides nothing about whether to post: that is posting/
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 from decimal import Decimal
-from typing import Protocol
+from typing import Literal, Protocol
 
 from mappings.canonical import APBill, ARInvoice, CashReceipt, Coding, Party
 
@@ -50,6 +51,21 @@ class ReferenceData:
         return out
 
 
+@dataclass(frozen=True)
+class ErpChange:
+    """Something a person did in the ERP after fieldledger posted, found by the catch-up poll
+    (``changes_since``) or the existence check (posting/erp_changes.py). ``key`` is the ERP key
+    exactly as create_document / create_party / find_* return it (what the sync store records
+    as target_key and in the id map); ``name`` is the party's name for ``party_created``;
+    ``detail`` says what happened in the ERP, for the person who reviews it."""
+
+    kind: Literal["document_voided", "document_deleted", "party_created"]
+    source_type: str  # invoice, payment, bill, customer, vendor
+    key: str
+    name: str | None = None
+    detail: str = ""
+
+
 class References(Protocol):
     """ERP keys of the records a document points at (filled from the id map)."""
 
@@ -88,5 +104,11 @@ class ErpAdapter(Protocol):
     def ledger_totals(self, day) -> dict[tuple[str, str], Decimal]:
         """(source_type, coding key) -> total of the documents dated ``day`` in the ERP
         (invoices and bills by coding key; receipts under key '*')."""
+
+    def changes_since(self, since: datetime) -> tuple[list[ErpChange], datetime]:
+        """What changed in the ERP after ``since`` (UTC aware): documents voided (or reversed),
+        parties created by a person. Returns the changes and the new high-water mark (UTC
+        aware; ``since`` itself when nothing was seen). A change at the mark may be reported
+        again by the next poll: applying changes is idempotent."""
 
     def close(self) -> None: ...

@@ -6,12 +6,16 @@ unposted files.
 An invoice's sales tax cannot sit on an IN file (its lines take revenue accounts only), so it is
 posted as a companion journal entry (debit AR, credit the tax account, on the invoice's project)
 with its own deterministic batch id; the invoice counts as complete once both are in the ledger.
+Posted files cannot be deleted or changed in Vantagepoint: a person voids a document by posting a
+reversing entry (same invoice / voucher / receipt number, opposite amounts) under another batch,
+which ``changes_since`` reads from the ledger; firms created by hand are read by ModDate.
 It decides nothing about whether to post (posting/protocol.py does) and speaks HTTP only through
 resources/vantagepoint.py; errors surface unchanged as the shared RemoteError classes.
 """
 
 from __future__ import annotations
 
+import re
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -21,7 +25,7 @@ from decimal import Decimal
 from mappings.canonical import CENT, APBill, ARInvoice, CashReceipt, Coding, Line, Party
 from mappings.connection import Connection
 from posting.acumatica import clip  # UTF-16-aware truncation; belongs in shared posting code (see report)
-from posting.adapter import Document, Existing, ReferenceData, References
+from posting.adapter import Document, ErpChange, Existing, ReferenceData, References
 from resources.http import ConflictError, RemoteError, ValidationError
 from resources.vantagepoint import (
     SYSTEM,
@@ -77,6 +81,18 @@ class DocumentKind:
 
 KINDS = {"invoice": DocumentKind("IN", "Invoice", 1), "payment": DocumentKind("CR", "RefNo", 1),
          "bill": DocumentKind("AP", "Invoice", -1)}
+
+
+def owner_of(kind: DocumentKind, row: LedgerRow) -> str:
+    """What a document number is unique within: an invoice's project, a voucher's vendor, a
+    receipt's bank (check numbers repeat across banks)."""
+    return {"IN": row.WBS1, "AP": row.Vendor, "CR": row.BankCode}[kind.trans_type].casefold()
+
+
+def is_own_batch(kind: DocumentKind, batch: str) -> bool:
+    """Batches fieldledger posts are 'FL' + type + 28 hex (resources.vantagepoint.batch_id); any
+    other batch was entered by a person."""
+    return bool(re.fullmatch(f"FL{kind.trans_type}[0-9A-F]{{28}}", batch.upper()))
 
 
 def invoice_key(wbs1: str, number: str) -> str:
@@ -137,6 +153,15 @@ def closed_months(periods: list[Period]) -> set[str]:
             for month in months(period.AccountPdStart.date(), period.AccountPdEnd.date()):
                 states[month].add(period.closed)
     return {month for month, closed in states.items() if closed == {True}}
+
+
+def _created(firm: Firm) -> datetime | None:
+    """A firm's CreateDate (naive on the wire, read as UTC like every Vantagepoint date)."""
+    raw = (firm.model_extra or {}).get("CreateDate")
+    if raw in (None, ""):
+        return None
+    parsed = raw if isinstance(raw, datetime) else datetime.fromisoformat(str(raw).replace("Z", "+00:00"))
+    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
 
 
 def day_window(day: date) -> tuple[tuple, tuple]:
@@ -470,6 +495,58 @@ class VantagepointAdapter:
                     if len(keys) > 1:
                         duplicates.setdefault(refs.get(ref, ref), []).extend(keys.values())
         return duplicates
+
+    # --- changes made in the ERP ---------------------------------------------------------
+    def changes_since(self, since: datetime) -> tuple[list[ErpChange], datetime]:
+        """Firms created from ``since`` on (ModDate window, CreateDate checked), and documents
+        reversed by an entry posted from ``since`` on: a batch that is not fieldledger's, posted
+        on a document number fieldledger posted, that brings the document's total to zero."""
+        changes: list[ErpChange] = []
+        mark = since
+        for firm in self.client.list_firms(modified_since=since):
+            mark = max(mark, firm.ModDate or mark)
+            created = _created(firm)
+            if created is None or created < since:
+                continue
+            stamp = created.isoformat(timespec="seconds")
+            if firm.is_client:
+                changes.append(ErpChange("party_created", "customer", firm.ClientID, name=firm.Name.strip(),
+                                         detail=f"client firm {firm.Client or firm.ClientID} {firm.Name.strip()!r} "
+                                                f"was created in Vantagepoint at {stamp}"))
+            if firm.is_vendor and firm.Vendor:
+                changes.append(ErpChange("party_created", "vendor", firm.Vendor, name=firm.Name.strip(),
+                                         detail=f"vendor {firm.Vendor} {firm.Name.strip()!r} was created in "
+                                                f"Vantagepoint at {stamp}"))
+        for source_type, kind in KINDS.items():
+            recent = self.client.ledger(kind.trans_type, since)
+            for row in recent:
+                mark = max(mark, row.PostDate or mark)
+            changes += self._reversals(source_type, kind, recent)
+        return changes, mark
+
+    def _reversals(self, source_type: str, kind: DocumentKind, recent: list[LedgerRow]) -> list[ErpChange]:
+        """Documents fieldledger posted that a recent foreign batch reverses to a zero total."""
+        foreign = {r.Batch for r in recent if not is_own_batch(kind, r.Batch)}
+        refs = {str(getattr(r, kind.ref_column)) for r in recent if r.Batch in foreign and getattr(r, kind.ref_column)}
+        if not refs:
+            return []
+        groups: dict[tuple[str, str], list[LedgerRow]] = defaultdict(list)
+        for row in self.client.ledger_where(kind.trans_type, kind.ref_column, sorted(refs)):
+            groups[(owner_of(kind, row), str(getattr(row, kind.ref_column)).casefold())].append(row)
+        changes = []
+        for rows in groups.values():
+            reversing = sorted({r.Batch for r in rows} & foreign)
+            originals = [r for r in rows if r.Batch not in foreign]
+            if not reversing or not originals or implicit_total(kind, rows) != 0:
+                continue
+            posted = max((r.PostDate for r in rows if r.Batch in reversing and r.PostDate), default=None)
+            when = f" on {posted.isoformat(timespec='seconds')}" if posted else ""
+            for key in dict.fromkeys(row_key(kind, r) for r in originals):
+                changes.append(ErpChange(
+                    "document_voided", source_type, key,
+                    detail=f"{key} was reversed in Vantagepoint by batch {', '.join(reversing)} posted{when}; "
+                           "its ledger total is now 0.00"))
+        return changes
 
     # --- reconciliation ------------------------------------------------------------------
     def coding_key(self, coding: Coding) -> str:

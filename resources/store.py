@@ -266,6 +266,32 @@ class SyncStore:
             ).fetchone()
         return Record.from_row(row) if row else None
 
+    def records_by_target_key(self, connection: str, target_key: str, source_type: str | None = None,
+                              statuses: Sequence[str] = ("posted",)) -> list[Record]:
+        """Record versions recorded against one ERP key (e.g. to flag them when the ERP document
+        was voided or deleted); ``source_type`` narrows it (an AR and an AP key can look alike)."""
+        with self.transaction() as conn:
+            rows = conn.execute(
+                "SELECT * FROM records WHERE connection = %s AND status = ANY(%s) AND target_key = %s "
+                "AND (%s::text IS NULL OR source_type = %s) ORDER BY id",
+                (connection, list(statuses), target_key, source_type, source_type),
+            ).fetchall()
+        return [Record.from_row(r) for r in rows]
+
+    def unlinked_records_named(self, connection: str, source_type: str, name: str) -> list[Record]:
+        """The latest live version of each record of ``source_type`` whose mapped document is named
+        exactly ``name``, that has no id-map entry and is not claimed by a worker right now."""
+        with self.transaction() as conn:
+            rows = conn.execute(
+                "SELECT DISTINCT ON (r.source_id) r.* FROM records r WHERE r.connection = %s "
+                "AND r.source_type = %s AND r.status <> 'superseded' AND r.payload -> 'document' ->> 'name' = %s "
+                "AND (r.claimed_until IS NULL OR r.claimed_until < now()) AND NOT EXISTS (SELECT 1 FROM id_map m "
+                "WHERE m.connection = r.connection AND m.entity = r.source_type AND m.source_id = r.source_id) "
+                "ORDER BY r.source_id, r.id DESC",
+                (connection, source_type, name),
+            ).fetchall()
+        return [Record.from_row(r) for r in rows]
+
     def status_counts(self, connection: str | None = None) -> dict[str, int]:
         sql = "SELECT status, count(*) AS n FROM records"
         args: list = []

@@ -422,6 +422,37 @@ class Instance:
     async def sim_seats(self, request: Request) -> Response:
         return JsonResponse(self.seats.snapshot())
 
+    def _sim_document(self, body: dict) -> tuple[str, dict]:
+        """The document a /_sim person-action names: {"entity": "Invoice", "keys": ["Invoice", "010001"]}."""
+        entity = next((name for name in ("Invoice", "Payment", "Bill")
+                       if name.casefold() == str(body.get("entity", "")).casefold()), None)
+        keys = body.get("keys")
+        if entity is None or not isinstance(keys, list) or len(keys) != 2:
+            raise ApiError(400, 'Send {"entity": "Invoice" | "Payment" | "Bill", "keys": [type, reference number]}.')
+        record = self.tenant.by_keys(entity, [str(k) for k in keys])
+        if record is None:
+            raise not_found()
+        return entity, record
+
+    async def sim_void(self, request: Request) -> Response:
+        """A person voids a released document on its screen (there is no API action for invoices
+        and bills; payments also have VoidPayment)."""
+        try:
+            entity, record = self._sim_document(json.loads(await request.body() or b"{}"))
+            voided = self.rules.void(entity, record)
+        except ApiError as exc:
+            return error_response(exc)
+        return JsonResponse({"entity": entity, "ReferenceNbr": voided["ReferenceNbr"], "Status": voided["Status"]})
+
+    async def sim_delete(self, request: Request) -> Response:
+        """A document disappears from the tenant whatever its status (see Rules.remove)."""
+        try:
+            entity, record = self._sim_document(json.loads(await request.body() or b"{}"))
+        except ApiError as exc:
+            return error_response(exc)
+        self.rules.remove(entity, record)
+        return JsonResponse({"entity": entity, "ReferenceNbr": record["ReferenceNbr"], "deleted": True})
+
     async def sim_clock(self, request: Request) -> Response:
         body = json.loads(await request.body() or b"{}")
         self.clock.advance(float(body.get("advance_seconds", 0)))
@@ -502,6 +533,8 @@ def create_app(instance: Instance) -> Any:
         Route("/_sim/revoke-tokens", instance.sim_revoke, methods=["POST"]),
         Route("/_sim/seats", instance.sim_seats, methods=["GET"]),
         Route("/_sim/clock", instance.sim_clock, methods=["POST"]),
+        Route("/_sim/void", instance.sim_void, methods=["POST"]),
+        Route("/_sim/delete", instance.sim_delete, methods=["POST"]),
     ]
     app = Starlette(routes=routes)
     faulty = FaultMiddleware(app, instance.faults, _render_fault,

@@ -1,6 +1,7 @@
 """Write rules of the simulated tenant: PUT upsert (merge, defaults, validation with Acumatica's
 field messages, document numbering and totals), DELETE, and the release workflow
-(On Hold -> Balanced -> released Open -> Closed; payments reduce invoice balances).
+(On Hold -> Balanced -> released Open -> Closed; payments reduce invoice balances), and voiding
+(the VoidPayment action; a person's Void on an invoice or bill) -> Voided.
 
 Inferred behaviour (reference marks it [I]) is configurable through ``Rules.settings`` (from
 SimOptions.options) with the stricter default: documents are held on entry unless Hold=false is
@@ -441,6 +442,54 @@ class Rules:
                 raise px_error(f"The document {record['ReferenceNbr']} cannot be deleted because it has been released.")
             self.tenant.records[entity].pop(record["id"], None)
 
+    def remove(self, entity: str, record: dict) -> None:
+        """Takes a document out of the tenant whatever its status. Not an API operation: the
+        /_sim/delete control endpoint uses it to stand for a document that disappeared outside
+        fieldledger (deleted by a person before release, or lost to a restored backup)."""
+        with self.tenant.lock:
+            self.tenant.records[entity].pop(record["id"], None)
+
+    # --- voiding ------------------------------------------------------------------------------
+    def void(self, entity: str, record: dict) -> dict:
+        """Voids a released document, as a person does on its screen (Void on AR301000 /
+        AP301000; the API's VoidPayment for payments). An invoice or bill with payments applied
+        cannot be voided (the payments are voided first). Simplified: the document itself turns
+        Voided; no separate Voided Payment document is created."""
+        with self.tenant.lock:
+            self.settle()
+            return self._void(entity, record["id"])
+
+    def _void(self, entity: str, record_id: str) -> dict:
+        t = self.tenant
+        rec = t.by_id(entity, record_id)
+        if rec is None:
+            raise not_found()
+        if rec["Status"] in OPEN_STATUSES:
+            raise px_error(f"The document {rec['ReferenceNbr']} is not released: delete it instead of voiding it.")
+        if rec["Status"] == "Voided":
+            raise px_error(f"The document {rec['ReferenceNbr']} has already been voided.")
+        now = self.now()
+        if entity == "Payment":
+            for row in rec.get("DocumentsToApply") or []:
+                inv = t.by_keys("Invoice", [row["DocType"], row["ReferenceNbr"]])
+                if inv is None:
+                    continue
+                inv["Balance"] = money(inv["Balance"] + row["AmountPaid"])
+                inv["Status"] = "Closed" if inv["Balance"] == 0 else "Open"
+                for application in inv.get("ApplicationsDefault") or []:
+                    if application.get("ReferenceNbr") == rec["ReferenceNbr"]:
+                        application["Status"] = "Voided"
+                inv["LastModifiedDateTime"] = now
+            rec["AvailableBalance"] = Decimal(0)
+        else:
+            if money(rec.get("Balance")) != money(rec.get("Amount")):
+                raise px_error(f"The document {rec['ReferenceNbr']} cannot be voided because payments are applied "
+                               "to it. Void the payments first.")
+            rec["Balance"] = Decimal(0)
+        rec["Status"] = "Voided"
+        rec["LastModifiedDateTime"] = now
+        return rec
+
     # --- actions ------------------------------------------------------------------------------
     def start_action(self, entity: str, action: str, record: dict, seconds: float) -> Operation:
         op = Operation(str(uuid.uuid4()), entity, action, record["id"], self.now() + timedelta(seconds=seconds))
@@ -456,7 +505,10 @@ class Rules:
                 if not op.applied and now >= op.done_at:
                     op.applied = True
                     try:
-                        self._release(op.entity, op.record_id)
+                        if op.action == "VoidPayment":
+                            self._void(op.entity, op.record_id)
+                        else:
+                            self._release(op.entity, op.record_id)
                     except ApiError as exc:
                         op.error = exc.body.get("exceptionMessage") or exc.body["message"]
 

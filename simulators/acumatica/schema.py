@@ -107,7 +107,7 @@ PAYMENT = EntityDef(
     keys=("Type", "ReferenceNbr"),
     details={"DocumentsToApply": PAYMENT_DETAIL},
     files_view="PX.Objects.AR.ARPaymentEntry/Document",
-    actions=("ReleasePayment",),
+    actions=("ReleasePayment", "VoidPayment"),
     read_only=("AppliedToDocuments", "AvailableBalance", "LastModifiedDateTime", "NoteID", "Status"),
 )
 
