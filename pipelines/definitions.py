@@ -5,7 +5,7 @@ from __future__ import annotations
 import dagster as dg
 
 from pipelines.erp.assets import ASSETS as ERP_ASSETS
-from pipelines.erp.sensors import retry_failed_records_sensor
+from pipelines.erp.sensors import erp_changes_sensor, erp_existence_check_sensor, retry_failed_records_sensor
 from pipelines.jobs import reference_job, sync_job
 from pipelines.mapping.assets import ASSETS as MAPPING_ASSETS
 from pipelines.reconciliation.assets import ASSETS as RECONCILIATION_ASSETS
@@ -23,7 +23,7 @@ reference_schedule = dg.ScheduleDefinition(
 defs = dg.Definitions(
     assets=[*SERVICETITAN_ASSETS, *MAPPING_ASSETS, *ERP_ASSETS, *RECONCILIATION_ASSETS],
     jobs=[sync_job, reference_job],
-    sensors=[webhook_inbox_sensor, retry_failed_records_sensor],
+    sensors=[webhook_inbox_sensor, retry_failed_records_sensor, erp_changes_sensor, erp_existence_check_sensor],
     schedules=[servicetitan_catch_up, reference_schedule],
     resources={"fieldledger": FieldledgerResource()},
 )

@@ -2,7 +2,7 @@
 whose backoff has passed. After MAX_AUTOMATIC_ATTEMPTS a record is left for a person."""
 
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import dagster as dg
 
@@ -23,3 +23,49 @@ def retry_failed_records_sensor(context: dg.SensorEvaluationContext, fieldledger
                       tags=run_tags(conn, "retry"))
         for conn, day in due
     ])
+
+
+def _active_connections():
+    from mappings.connection import ConnectionFileError, load_all
+    from pipelines.partitions import CONNECTION_NAMES
+
+    try:
+        return [c for c in load_all() if c.name in CONNECTION_NAMES and not c.paused]
+    except ConnectionFileError:
+        return []
+
+
+@dg.sensor(minimum_interval_seconds=60, default_status=dg.DefaultSensorStatus.RUNNING,
+           description="Polls each ERP for changes made there: posted documents voided (held for review) and "
+                       "customers/vendors created by hand (linked so they are not duplicated).")
+def erp_changes_sensor(context: dg.SensorEvaluationContext, fieldledger: FieldledgerResource):
+    from posting.erp_changes import apply_erp_changes
+
+    store = fieldledger.store
+    summary = []
+    for conn in _active_connections():
+        mark_text = store.get_cursor(conn.name, "erp_changes")
+        mark = datetime.fromisoformat(mark_text) if mark_text else datetime.now(UTC) - timedelta(days=1)
+        with fieldledger.erp(conn) as adapter:
+            changes, new_mark = adapter.changes_since(mark)
+        counts = apply_erp_changes(store, conn.name, changes, run_id=f"erp-poll-{context.cursor or 0}")
+        store.set_cursor(conn.name, "erp_changes", new_mark.isoformat())  # only after applying
+        summary.append(f"{conn.name}: {dict(counts) or 'no changes'}")
+    return dg.SkipReason("; ".join(summary) or "no connections")
+
+
+@dg.sensor(minimum_interval_seconds=24 * 3600, default_status=dg.DefaultSensorStatus.RUNNING,
+           description="Nightly: checks that every document posted in the last 7 days still exists in the ERP "
+                       "(Acumatica has no tombstones for deletions).")
+def erp_existence_check_sensor(context: dg.SensorEvaluationContext, fieldledger: FieldledgerResource):
+    from posting.erp_changes import apply_erp_changes, verify_posted_exist
+
+    today = datetime.now(UTC).date()
+    days = [today - timedelta(days=i) for i in range(7)]
+    summary = []
+    for conn in _active_connections():
+        with fieldledger.erp(conn) as adapter:
+            missing = verify_posted_exist(fieldledger.store, conn.name, adapter, days)
+        counts = apply_erp_changes(fieldledger.store, conn.name, missing, run_id="erp-existence-check")
+        summary.append(f"{conn.name}: {len(missing)} missing, {dict(counts)}")
+    return dg.SkipReason("; ".join(summary) or "no connections")

@@ -24,7 +24,8 @@ def test_definitions_load_with_the_lineage_servicetitan_mapping_erp():
     assert {p.to_user_string() for p in graph.get(dg.AssetKey("mapped_documents")).parent_keys} >= {
         "st_invoices", "st_payments", "st_inventory_bills", "st_customers", "st_vendors", "erp_reference_data"}
     assert defs.resolve_job_def("sync").partitions_def is not None
-    assert {s.name for s in defs.sensors} == {"webhook_inbox_sensor", "retry_failed_records_sensor"}
+    assert {s.name for s in defs.sensors} == {"webhook_inbox_sensor", "retry_failed_records_sensor",
+                                              "erp_changes_sensor", "erp_existence_check_sensor"}
 
 
 def test_event_partition_reads_the_document_date():
@@ -76,3 +77,16 @@ def test_inbox_sensor_batches_partitions_and_advances_its_cursor(stack, instance
         "fieldledger": FieldledgerResource(database_url=os.environ["FIELDLEDGER_DATABASE_URL"])}))
     assert [str(r.partition_key) for r in again.run_requests] == ["cascade-hvac|2026-11-03"]
     assert again.run_requests[0].run_key not in {r.run_key for r in result.run_requests}
+
+
+def test_erp_changes_sensor_polls_both_erps_and_keeps_a_mark_per_connection(stack, instance):
+    from pipelines.erp.sensors import erp_changes_sensor
+    from pipelines.resources import FieldledgerResource
+
+    ctx = dg.build_sensor_context(instance=instance, resources={"fieldledger": FieldledgerResource(
+        database_url=os.environ["FIELDLEDGER_DATABASE_URL"])})
+    result = erp_changes_sensor(ctx)
+    assert isinstance(result, dg.SkipReason)
+    assert "cascade-hvac" in result.skip_message and "summit-mechanical" in result.skip_message
+    for name in ("cascade-hvac", "summit-mechanical"):
+        assert stack.store.get_cursor(name, "erp_changes")
