@@ -71,9 +71,21 @@ def webhook_inbox_sensor(context: dg.SensorEvaluationContext, fieldledger: Field
     for event_id, why in ignored:
         store.mark_inbox([event_id], "ignored", why)
     store.mark_inbox(handled, "processed", "run requested")
+    waiting = queued_partitions(context.instance)
     requests = [
         dg.RunRequest(partition_key=partition_key(conn, day), run_key=f"inbox-{last_id}-{conn}-{day}",
                       tags=run_tags(conn, "webhook"))
         for (conn, day), last_id in sorted(partitions.items())
+        # a run for this partition that has not started yet will read these changes too
+        if str(partition_key(conn, day)) not in waiting
     ]
     return dg.SensorResult(run_requests=requests, cursor=str(max(e.id for e in events)))
+
+
+def queued_partitions(instance) -> set[str]:
+    """Partitions with a sync run queued but not started: a new event for them needs no new run."""
+    if instance is None:
+        return set()
+    runs = instance.get_runs(filters=dg.RunsFilter(job_name="sync", statuses=[
+        dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED]), limit=500)
+    return {r.tags.get("dagster/partition") for r in runs if r.tags.get("dagster/partition")}
