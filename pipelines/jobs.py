@@ -30,6 +30,12 @@ reference_job = dg.define_asset_job(
 )
 
 
+# Queue order: fresh webhook work first, then operator actions, then background catch-up/retries.
+PRIORITY = {"webhook": 10, "replay": 5, "cli-sync": 0, "retry": -5, "catch-up": -10}
+
+
 def run_tags(connection: str, reason: str) -> dict[str, str]:
-    """Tags every fieldledger run carries: the queue allows one run per connection at a time."""
-    return {"fieldledger/connection": connection, "fieldledger/reason": reason}
+    """Tags every fieldledger run carries: the queue allows one run per connection at a time and
+    starts webhook runs before catch-up and retry runs."""
+    return {"fieldledger/connection": connection, "fieldledger/reason": reason,
+            "dagster/priority": str(PRIORITY.get(reason, 0))}

@@ -14,7 +14,10 @@ from pipelines.resources import FieldledgerResource
 @dg.sensor(job=sync_job, minimum_interval_seconds=30, default_status=dg.DefaultSensorStatus.RUNNING,
            description="Re-runs partitions whose failed records are due for another attempt.")
 def retry_failed_records_sensor(context: dg.SensorEvaluationContext, fieldledger: FieldledgerResource):
-    due = fieldledger.store.due_retry_partitions()
+    from pipelines.servicetitan.sensors import queued_partitions
+
+    waiting = queued_partitions(context.instance)
+    due = [(c, d) for c, d in fieldledger.store.due_retry_partitions() if str(partition_key(c, d)) not in waiting]
     if not due:
         return dg.SkipReason("no failed records due for a retry")
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
