@@ -94,7 +94,10 @@ def test_live_webhooks_reach_the_erp_once_and_drops_are_caught_up(stack, wired):
     deliveries = sim.get("/_sim/webhooks/deliveries").json()
     assert deliveries.get("duplicated", 0) > 0  # the fault really fired
 
-    result = webhook_inbox_sensor(dg.build_sensor_context(instance=None, resources={"fieldledger": resource()}))
+    from fieldledger.instance import get_instance
+
+    result = webhook_inbox_sensor(dg.build_sensor_context(instance=get_instance(),
+                                                          resources={"fieldledger": resource()}))
     assert result.run_requests, "webhooks should have requested runs"
     run_requests(result.run_requests)
     wanted = invoice_numbers(sim, events, cascade)
