@@ -60,7 +60,7 @@ def main(argv: list[str] | None = None) -> dict:
     port_base, receiver_port = 18800, 18800
     try:
         procs.start("simulators", [_bin("fieldledger"), "sim", "up", "--port-base", str(port_base), "--no-live",
-                                   "--info-file", str(info_file), "--option", "tier=trial",
+                                   "--info-file", str(info_file), "--option", "tier=trial", "--option", "seats=8",
                                    "--option", "release_seconds=0.2"])
         _wait_for(info_file, 60, "the simulators")
         procs.start("receiver", [_bin("fieldledger"), "receiver", "run", "--port", str(receiver_port)])

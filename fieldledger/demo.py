@@ -114,7 +114,7 @@ def run_demo(days: int = 30, live_rate: float = 20.0) -> None:
         info.unlink(missing_ok=True)
         procs.start("simulators", [_bin("fieldledger"), "sim", "up", "--port-base", str(PORT_BASE), "--live",
                                    "--rate", str(live_rate), "--info-file", str(info),
-                                   "--option", "tier=trial", "--option", "release_seconds=0.2"])
+                                   "--option", "tier=trial", "--option", "seats=8", "--option", "release_seconds=0.2"])
         _wait_for(info, 60, "the simulators")
         procs.start("receiver", [_bin("fieldledger"), "receiver", "run", "--port", str(RECEIVER_PORT)])
         _wait_http(f"http://127.0.0.1:{RECEIVER_PORT}/healthz", 60, "the receiver")

@@ -64,6 +64,10 @@ class FieldledgerResource(dg.ConfigurableResource):
     def setup_for_execution(self, context) -> None:
         install_log_redaction()
 
+    def teardown_after_execution(self, context) -> None:
+        """End of a run: sign out of the ERPs (an Acumatica session holds a licensed API seat)."""
+        _close_clients()
+
     @property
     def store(self) -> SyncStore:
         return shared_store(self.database_url)
@@ -92,10 +96,19 @@ class FieldledgerResource(dg.ConfigurableResource):
         yield client
 
     @contextmanager
-    def erp(self, conn: Connection) -> Iterator[ErpAdapter]:
+    def erp(self, conn: Connection, keep: bool = True) -> Iterator[ErpAdapter]:
+        """The connection's ERP adapter, shared by the assets of a run. ``keep=False`` (sensors,
+        which live in the long-running code server) signs out again right after use."""
         from posting.registry import open_adapter
 
         vault = self.vault()
+        if not keep:
+            adapter = open_adapter(conn, vault)
+            try:
+                yield adapter
+            finally:
+                adapter.close()
+            return
         secrets = [vault.get(conn.name, name) for name in sorted(conn.erp.secrets.values())]
         key = ("erp", conn.name, conn.erp.base_url, _fingerprint(*secrets))
         with _clients_lock:

@@ -49,7 +49,7 @@ def erp_changes_sensor(context: dg.SensorEvaluationContext, fieldledger: Fieldle
     for conn in _active_connections():
         mark_text = store.get_cursor(conn.name, "erp_changes")
         mark = datetime.fromisoformat(mark_text) if mark_text else datetime.now(UTC) - timedelta(days=1)
-        with fieldledger.erp(conn) as adapter:
+        with fieldledger.erp(conn, keep=False) as adapter:
             changes, new_mark = adapter.changes_since(mark)
         counts = apply_erp_changes(store, conn.name, changes, run_id=f"erp-poll-{context.cursor or 0}")
         store.set_cursor(conn.name, "erp_changes", new_mark.isoformat())  # only after applying
@@ -67,7 +67,7 @@ def erp_existence_check_sensor(context: dg.SensorEvaluationContext, fieldledger:
     days = [today - timedelta(days=i) for i in range(7)]
     summary = []
     for conn in _active_connections():
-        with fieldledger.erp(conn) as adapter:
+        with fieldledger.erp(conn, keep=False) as adapter:
             missing = verify_posted_exist(fieldledger.store, conn.name, adapter, days)
         counts = apply_erp_changes(fieldledger.store, conn.name, missing, run_id="erp-existence-check")
         summary.append(f"{conn.name}: {len(missing)} missing, {dict(counts)}")
