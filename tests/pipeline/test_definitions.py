@@ -57,9 +57,9 @@ def test_inbox_sensor_batches_partitions_and_advances_its_cursor(stack, instance
     event(store, "cascade-hvac", "e6", "technician.updated", {"id": 5})
     from pipelines.resources import FieldledgerResource
 
-    ctx = dg.build_sensor_context(instance=instance, resources={"fieldledger": FieldledgerResource(
-        database_url=os.environ["FIELDLEDGER_DATABASE_URL"])})
-    result = webhook_inbox_sensor(ctx)
+    with dg.build_sensor_context(instance=instance, resources={"fieldledger": FieldledgerResource(
+            database_url=os.environ["FIELDLEDGER_DATABASE_URL"])}) as ctx:
+        result = webhook_inbox_sensor(ctx)
     keys = sorted(str(r.partition_key) for r in result.run_requests)
     assert keys == ["cascade-hvac|2026-11-03", "cascade-hvac|2026-11-04", "summit-mechanical|2026-11-04"]
     assert all(r.tags["fieldledger/connection"] in r.partition_key for r in result.run_requests)
@@ -69,12 +69,13 @@ def test_inbox_sensor_batches_partitions_and_advances_its_cursor(stack, instance
     counts = store.inbox_counts()
     assert counts[("cascade-hvac", "processed")] == 3 and counts[("cascade-hvac", "ignored")] == 2
     # the next tick has nothing new; a replay of the same partition later gets a different run key
-    ctx2 = dg.build_sensor_context(instance=instance, cursor=result.cursor, resources={
-        "fieldledger": FieldledgerResource(database_url=os.environ["FIELDLEDGER_DATABASE_URL"])})
-    assert isinstance(webhook_inbox_sensor(ctx2), dg.SkipReason)
+    with dg.build_sensor_context(instance=instance, cursor=result.cursor, resources={
+            "fieldledger": FieldledgerResource(database_url=os.environ["FIELDLEDGER_DATABASE_URL"])}) as ctx2:
+        assert isinstance(webhook_inbox_sensor(ctx2), dg.SkipReason)
     event(store, "cascade-hvac", "e7", "invoice.updated", {"id": 1, "invoiceDate": "2026-11-03T00:00:00Z"})
-    again = webhook_inbox_sensor(dg.build_sensor_context(instance=instance, cursor=result.cursor, resources={
-        "fieldledger": FieldledgerResource(database_url=os.environ["FIELDLEDGER_DATABASE_URL"])}))
+    with dg.build_sensor_context(instance=instance, cursor=result.cursor, resources={
+            "fieldledger": FieldledgerResource(database_url=os.environ["FIELDLEDGER_DATABASE_URL"])}) as ctx3:
+        again = webhook_inbox_sensor(ctx3)
     assert [str(r.partition_key) for r in again.run_requests] == ["cascade-hvac|2026-11-03"]
     assert again.run_requests[0].run_key not in {r.run_key for r in result.run_requests}
 
@@ -83,9 +84,9 @@ def test_erp_changes_sensor_polls_both_erps_and_keeps_a_mark_per_connection(stac
     from pipelines.erp.sensors import erp_changes_sensor
     from pipelines.resources import FieldledgerResource
 
-    ctx = dg.build_sensor_context(instance=instance, resources={"fieldledger": FieldledgerResource(
-        database_url=os.environ["FIELDLEDGER_DATABASE_URL"])})
-    result = erp_changes_sensor(ctx)
+    with dg.build_sensor_context(instance=instance, resources={"fieldledger": FieldledgerResource(
+            database_url=os.environ["FIELDLEDGER_DATABASE_URL"])}) as ctx:
+        result = erp_changes_sensor(ctx)
     assert isinstance(result, dg.SkipReason)
     assert "cascade-hvac" in result.skip_message and "summit-mechanical" in result.skip_message
     for name in ("cascade-hvac", "summit-mechanical"):

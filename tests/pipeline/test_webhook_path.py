@@ -96,8 +96,8 @@ def test_live_webhooks_reach_the_erp_once_and_drops_are_caught_up(stack, wired):
 
     from fieldledger.instance import get_instance
 
-    result = webhook_inbox_sensor(dg.build_sensor_context(instance=get_instance(),
-                                                          resources={"fieldledger": resource()}))
+    with dg.build_sensor_context(instance=get_instance(), resources={"fieldledger": resource()}) as ctx:
+        result = webhook_inbox_sensor(ctx)
     assert result.run_requests, "webhooks should have requested runs"
     run_requests(result.run_requests)
     wanted = invoice_numbers(sim, events, cascade)
