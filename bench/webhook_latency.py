@@ -57,7 +57,10 @@ def main(argv: list[str] | None = None) -> dict:
     env = prepare_environment()
     procs = Processes(log_dir)
     info_file = home / "sim.json"
-    port_base, receiver_port = 18800, 18800
+    import random
+
+    port_base = random.randint(20000, 40000) // 10 * 10  # fresh ports: never a stale stack's
+    receiver_port = port_base
     try:
         procs.start("simulators", [_bin("fieldledger"), "sim", "up", "--port-base", str(port_base), "--no-live",
                                    "--info-file", str(info_file), "--option", "tier=trial", "--option", "seats=8",

@@ -36,7 +36,7 @@ def test_thirty_days_land_in_acumatica_exactly_once_and_reconcile(stack):
     started = datetime.now(UTC)
     outcome = run_partitions(CONNECTION, days, "test")
     elapsed = (datetime.now(UTC) - started).total_seconds()
-    print(f"\n30-day backfill to Acumatica: {outcome.runs} runs in {elapsed:.1f} s")
+    print(f"\n{DAYS}-day backfill to Acumatica: {outcome.runs} runs in {elapsed:.1f} s")
     assert outcome.failed_runs == []
     statuses = stack.store.status_counts(CONNECTION)
     assert statuses.get("failed", 0) == 0 and statuses.get("quarantined", 0) == 0, statuses
