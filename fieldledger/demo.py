@@ -36,6 +36,16 @@ class Processes:
         return proc
 
     def stop_all(self) -> None:
+        import psutil
+
+        # Dagster's code servers put themselves in a session of their own: remember every
+        # descendant now, so none outlives the demo.
+        descendants = []
+        for _, proc in self.children:
+            try:
+                descendants += psutil.Process(proc.pid).children(recursive=True)
+            except psutil.NoSuchProcess:
+                pass
         for _, proc in reversed(self.children):
             if proc.poll() is None:
                 try:
@@ -49,6 +59,12 @@ class Processes:
             except subprocess.TimeoutExpired:
                 print(f"  {name} did not stop in time; killing it")
                 os.killpg(proc.pid, signal.SIGKILL)
+        for child in descendants:
+            try:
+                child.terminate()
+            except psutil.NoSuchProcess:
+                pass
+        psutil.wait_procs(descendants, timeout=10)
 
     def dead(self) -> list[str]:
         return [name for name, proc in self.children if proc.poll() is not None and name != "backfill"]
@@ -84,13 +100,26 @@ def _wait_http(url: str, timeout: float, what: str) -> None:
 def status_line(store) -> str:
     with store.transaction() as conn:
         events = conn.execute("SELECT count(*) AS n FROM inbox").fetchone()["n"]
-        rows = conn.execute("SELECT status, count(*) AS n FROM records WHERE source_type NOT IN "
-                            "('customer','vendor') GROUP BY status").fetchall()
+        rows = conn.execute("SELECT CASE WHEN status = 'failed' AND next_attempt_at IS NOT NULL THEN 'retrying' "
+                            "ELSE status END AS status, count(*) AS n FROM records WHERE source_type NOT IN "
+                            "('customer','vendor') GROUP BY 1").fetchall()
     counts = {r["status"]: r["n"] for r in rows}
     failures = counts.get("failed", 0) + counts.get("quarantined", 0) + counts.get("needs_review", 0)
     now = datetime.now(UTC).strftime("%H:%M:%S")
     return (f"[{now}] events received {events} | documents posted {counts.get('posted', 0)} | "
-            f"pending {counts.get('pending', 0)} | failures {failures}")
+            f"pending {counts.get('pending', 0)} | retrying {counts.get('retrying', 0)} | failures {failures}")
+
+
+def start_books_over(store) -> None:
+    """The simulators keep their data in memory, so each demo starts them fresh: records, id map
+    and audit from an earlier demo would point at documents the fresh ERPs do not have. Secrets and
+    connection files are kept; Dagster's run history stays for reference."""
+    with store.transaction() as conn:
+        had = conn.execute("SELECT count(*) AS n FROM records").fetchone()["n"]
+        if had:
+            conn.execute("TRUNCATE records, id_map, audit, inbox, cursors RESTART IDENTITY")
+    if had:
+        print(f"  the simulators start fresh each time, so the books start over ({had} old records cleared)")
 
 
 def run_demo(days: int = 30, live_rate: float = 20.0) -> None:
@@ -108,7 +137,14 @@ def run_demo(days: int = 30, live_rate: float = 20.0) -> None:
     store = SyncStore.open(db_url)
     procs = Processes(log_dir)
     stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+
+    def interrupt(*_):
+        raise KeyboardInterrupt
+
+    # explicit handlers: a shell that starts the demo in the background ignores SIGINT otherwise
+    signal.signal(signal.SIGINT, interrupt)
+    signal.signal(signal.SIGTERM, interrupt)
+    start_books_over(store)
     try:
         info = settings.sim_info_path()
         info.unlink(missing_ok=True)

@@ -57,6 +57,13 @@ def erp_postings(context: dg.AssetExecutionContext, fieldledger: FieldledgerReso
         if applied:
             claimed += store.claim(connection, worker, limit=5000, source_types=["invoice"], source_ids=applied,
                                    statuses=("pending", "failed"))
+        # parties first registered on another day (by an earlier or concurrent run) that these documents need
+        documents = [(r.payload or {}).get("document") or {} for r in claimed]
+        for entity, field in (("customer", "customer_id"), ("vendor", "vendor_id")):
+            wanted = {d[field] for d in documents if d.get(field)}
+            if wanted:
+                claimed += store.claim(connection, worker, limit=5000, source_types=[entity], source_ids=wanted,
+                                       statuses=("pending", "failed"))
         result = poster.post(claimed)  # parties first, then invoices and bills, then payments
         summary_counts.update(result.counts)
         failures += result.failures
