@@ -64,7 +64,12 @@ class Processes:
                 child.terminate()
             except psutil.NoSuchProcess:
                 pass
-        psutil.wait_procs(descendants, timeout=10)
+        _, alive = psutil.wait_procs(descendants, timeout=10)
+        for child in alive:  # e.g. a backfill run deferring SIGTERM inside Dagster's execution
+            try:
+                child.kill()
+            except psutil.NoSuchProcess:
+                pass
 
     def dead(self) -> list[str]:
         return [name for name, proc in self.children if proc.poll() is not None and name != "backfill"]
