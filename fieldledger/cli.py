@@ -17,10 +17,14 @@ secrets_app = typer.Typer(no_args_is_help=True, help="Connection secrets in the 
 sim_app = typer.Typer(no_args_is_help=True, help="The ServiceTitan, Acumatica and Vantagepoint simulators.")
 receiver_app = typer.Typer(no_args_is_help=True, help="The ServiceTitan webhook receiver.")
 db_app = typer.Typer(no_args_is_help=True, help="The sync store's PostgreSQL server.")
+connections_app = typer.Typer(no_args_is_help=True, help="Connection files.")
+errors_app = typer.Typer(no_args_is_help=True, help="Records that need attention.")
 app.add_typer(secrets_app, name="secrets")
 app.add_typer(sim_app, name="sim")
 app.add_typer(receiver_app, name="receiver")
 app.add_typer(db_app, name="db")
+app.add_typer(connections_app, name="connections")
+app.add_typer(errors_app, name="errors")
 
 
 def fail(message: str, code: int = 1) -> None:
@@ -254,6 +258,115 @@ def receiver_run(
     from receiver.server import run
 
     run(host=host, port=port)
+
+
+@connections_app.command("list")
+def connections_list() -> None:
+    """The connection files in the state folder."""
+    from mappings.connection import ConnectionFileError, load_connection_file
+
+    folder = settings.connections_dir()
+    files = sorted(folder.glob("*.yaml")) if folder.exists() else []
+    if not files:
+        typer.echo(f"no connection files in {folder}; run `fieldledger init` (or `init --demo`)")
+        return
+    typer.echo(f"{'NAME':22s} {'ERP':13s} {'TENANT':>9s} {'UNITS':>5s}  STATE")
+    for path in files:
+        try:
+            conn = load_connection_file(path)
+        except ConnectionFileError:
+            typer.echo(f"{path.stem:22s} {'?':13s} {'?':>9s} {'?':>5s}  INVALID (see `connections validate`)")
+            continue
+        state = "paused" if conn.paused else "active"
+        typer.echo(f"{conn.name:22s} {conn.erp.kind:13s} {conn.servicetitan.tenant:>9d} "
+                   f"{len(conn.mapping.business_units):>5d}  {state}")
+
+
+@connections_app.command("validate")
+def connections_validate(name: str = typer.Argument(None, help="One connection; all when omitted.")) -> None:
+    """Check connection files; each problem names the file, the field and the fix. Exit 2 if any."""
+    from mappings.connection import ConnectionFileError, load_connection_file
+
+    folder = settings.connections_dir()
+    files = [folder / f"{name}.yaml"] if name else sorted(folder.glob("*.yaml")) if folder.exists() else []
+    bad = 0
+    for path in files:
+        try:
+            load_connection_file(path)
+            typer.echo(f"ok       {path}")
+        except ConnectionFileError as exc:
+            bad += 1
+            typer.secho(f"invalid  {exc}", fg=typer.colors.RED)
+    if not files:
+        fail(f"no connection files in {folder}", 2)
+    if bad:
+        raise typer.Exit(2)
+
+
+@app.command()
+def status() -> None:
+    """Per connection: last webhook, last posting, lag, pending documents and open failures."""
+    from fieldledger.inspect import connection_status
+    from mappings.connection import ConnectionFileError, load_all
+
+    try:
+        names = [c.name for c in load_all()]
+    except ConnectionFileError as exc:
+        fail(str(exc), 2)
+    store = _store()
+    typer.echo(f"{'CONNECTION':22s} {'LAST EVENT (UTC)':19s} {'LAST POSTING (UTC)':19s} {'LAG':>6s} "
+               f"{'PENDING':>7s} {'FAILURES':>8s}")
+    worst = 0
+    for name in names:
+        s = connection_status(store, name)
+        fmt = lambda t: t.strftime("%Y-%m-%d %H:%M:%S") if t else "-"  # noqa: E731
+        lag = f"{s.lag_seconds:.0f}s" if s.lag_seconds is not None else "-"
+        typer.echo(f"{name:22s} {fmt(s.last_event):19s} {fmt(s.last_posting):19s} {lag:>6s} {s.pending:>7d} "
+                   f"{s.open_failures:>8d}")
+        worst = max(worst, s.open_failures)
+    if worst:
+        raise typer.Exit(1)
+
+
+@errors_app.command("list")
+def errors_list(
+    connection: str = typer.Option(None, "--connection", "-c", help="Only this connection."),
+    error_class: str = typer.Option(None, "--class", help="Only this class (mapping, erp_validation, …)."),
+) -> None:
+    """Open failures: class, record, message. Exit 1 when there are any."""
+    from fieldledger.inspect import failure_rows
+
+    rows = failure_rows(_store(), connection, error_class)
+    if not rows:
+        typer.echo("no records need attention")
+        return
+    typer.echo(f"{'ID':>7s} {'CONNECTION':18s} {'RECORD':22s} {'DAY':10s} {'CLASS':15s} MESSAGE")
+    for r in rows:
+        record = f"{r['source_type']} {r['source_id']}"
+        typer.echo(f"{r['id']:>7d} {r['connection']:18s} {record:22s} {str(r['business_date'] or '-'):10s} "
+                   f"{(r['error_class'] or r['status']):15s} {(r['error_message'] or '')[:100]}")
+    typer.echo(f"{len(rows)} record(s); `fieldledger errors show ID` for the full message and the fix")
+    raise typer.Exit(1)
+
+
+@errors_app.command("show")
+def errors_show(record_id: int) -> None:
+    """One record's failure in full: message, what to do, and its audit trail."""
+    from posting.protocol import FIXES
+
+    store = _store()
+    rec = store.get_record(record_id)
+    if rec is None:
+        fail(f"no record with id {record_id}; `fieldledger errors list` shows the ids", 2)
+    typer.echo(f"record      {rec.source_type} {rec.source_id} ({rec.connection}, {rec.business_date})")
+    typer.echo(f"status      {rec.status} after {rec.attempts} attempt(s)")
+    typer.echo(f"class       {rec.error_class or '-'}")
+    typer.echo(f"message     {rec.error_message or '-'}")
+    typer.echo(f"what to do  {FIXES.get(rec.error_class or '', '-')}")
+    typer.echo(f"replay      fieldledger replay --connection {rec.connection} --record {rec.source_id}")
+    typer.echo("audit trail:")
+    for a in store.audit_trail(rec.connection, rec.source_type, rec.source_id):
+        typer.echo(f"  {a['at']:%Y-%m-%d %H:%M:%S}  {a['step']:10s} {a['outcome']:16s} run {a['run_id'] or '-'}")
 
 
 @app.command()
