@@ -14,16 +14,15 @@ import json
 import threading
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, ClassVar
 from urllib.parse import quote, urljoin
 
 import httpx
-from dagster import ConfigurableResource
-from pydantic import BaseModel, ConfigDict, PrivateAttr
+from pydantic import BaseModel, ConfigDict
 
+from resources.client_resource import VaultClientResource
 from resources.http import (
     AuthError,
     ConflictError,
@@ -569,12 +568,12 @@ class AcumaticaClient:
 
 # --- Dagster resource -----------------------------------------------------------------------
 
-class AcumaticaResource(ConfigurableResource):
+class AcumaticaResource(VaultClientResource):
     """Acumatica for one connection. Config holds no secrets: the client id, client secret, user
     name and password come from the vault (acu_client_id, acu_client_secret, acu_username,
     acu_password) when a client is opened. Clients opened in a run are signed out at teardown."""
 
-    connection: str
+    secret_prefix: ClassVar[str] = "acu_"
     base_url: str
     tenant: str
     endpoint: str = "Default"
@@ -582,34 +581,7 @@ class AcumaticaResource(ConfigurableResource):
     max_concurrency: int = 3
     rate_per_minute: float | None = None
 
-    _clients: list = PrivateAttr(default_factory=list)
-
-    def open_client(self) -> AcumaticaClient:
-        from resources.store import SyncStore
-        from resources.vault import open_vault
-
-        store = SyncStore.open()
-        try:
-            vault = open_vault(store)
-            secrets = {name: vault.get(self.connection, f"acu_{name}")
-                       for name in ("client_id", "client_secret", "username", "password")}
-        finally:
-            store.close()
-        client = AcumaticaClient(self.base_url, self.tenant, endpoint=self.endpoint, version=self.version,
-                                 max_concurrency=self.max_concurrency, rate_per_minute=self.rate_per_minute,
-                                 **secrets)
-        self._clients.append(client)
-        return client
-
-    @contextmanager
-    def session(self) -> Iterator[AcumaticaClient]:
-        """One client (one seat) for a block; signed out at the end."""
-        client = self.open_client()
-        try:
-            yield client
-        finally:
-            client.close()
-
-    def teardown_after_execution(self, context) -> None:
-        while self._clients:
-            self._clients.pop().close()
+    def build_client(self, secrets: dict[str, str]) -> AcumaticaClient:
+        return AcumaticaClient(self.base_url, self.tenant, endpoint=self.endpoint, version=self.version,
+                               max_concurrency=self.max_concurrency, rate_per_minute=self.rate_per_minute,
+                               **secrets)

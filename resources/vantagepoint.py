@@ -18,17 +18,16 @@ import re
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from decimal import Decimal
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 from urllib.parse import quote
 
 import httpx
-from dagster import ConfigurableResource
-from pydantic import BaseModel, ConfigDict, PrivateAttr, field_validator
+from pydantic import BaseModel, ConfigDict, field_validator
 
+from resources.client_resource import VaultClientResource
 from resources.http import (
     AuthError,
     ConflictError,
@@ -1060,38 +1059,17 @@ class VantagepointClient:
 # --- Dagster resource -----------------------------------------------------------------------------
 
 
-class VantagepointResource(ConfigurableResource):
+class VantagepointResource(VaultClientResource):
     """Vantagepoint for one connection. Config holds no secrets: the client id, client secret,
     user name and password come from the vault (vp_client_id, vp_client_secret, vp_username,
     vp_password) when a client is opened; clients opened in a run are closed at teardown."""
 
-    connection: str
+    secret_prefix: ClassVar[str] = "vp_"
     base_url: str
     database: str
     rate_per_second: float = 10.0
     timeout_seconds: float = 30.0
 
-    _clients: list = PrivateAttr(default_factory=list)
-
-    def open_client(self) -> VantagepointClient:
-        from resources.vault import open_vault
-
-        vault = open_vault()
-        secrets = {name: vault.get(self.connection, f"vp_{name}")
-                   for name in ("client_id", "client_secret", "username", "password")}
-        client = VantagepointClient(self.base_url, self.database, rate_per_second=self.rate_per_second,
-                                    timeout=self.timeout_seconds, **secrets)
-        self._clients.append(client)
-        return client
-
-    @contextmanager
-    def session(self) -> Iterator[VantagepointClient]:
-        client = self.open_client()
-        try:
-            yield client
-        finally:
-            client.close()
-
-    def teardown_after_execution(self, context) -> None:
-        while self._clients:
-            self._clients.pop().close()
+    def build_client(self, secrets: dict[str, str]) -> VantagepointClient:
+        return VantagepointClient(self.base_url, self.database, rate_per_second=self.rate_per_second,
+                                  timeout=self.timeout_seconds, **secrets)
