@@ -7,12 +7,11 @@ load comes from a few processes, each an asyncio httpx client sending at a fixed
 hide behind a slow generator). Bounded in count and time. Ends with a count check: every
 delivery answered "stored" must be in the inbox, once.
 
-    .venv/bin/python -m bench.receiver_load [--rate 1000] [--seconds 20] [--processes 2]
+    .venv/bin/python -m bench.receiver_load [--quick] [--json PATH]
 """
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import json
 import multiprocessing as mp
@@ -28,10 +27,16 @@ import uuid
 from pathlib import Path
 
 import httpx
+import psutil
 import psycopg
+
+from bench.report import figure, rss_figure, scenario, standalone
 
 TARGET_RATE = 1000.0
 TARGET_P99_MS = 50.0
+# Offered 10% above the target: deliveries/s counts from the first scheduled send to the last answer,
+# so a receiver offered exactly the target could only ever come out a hair under it.
+OFFERED_RATE = 1100.0
 CONNECTION = "bench"
 
 
@@ -152,90 +157,82 @@ def _start_receiver(database_url: str, env: dict, port: int, log_path: Path, max
     raise RuntimeError("receiver did not become healthy")
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rate", type=float, default=TARGET_RATE, help="deliveries per second to offer")
-    parser.add_argument("--seconds", type=float, default=20.0, help="how long to sustain that rate")
-    parser.add_argument("--processes", type=int, default=1, help="load generator processes")
-    parser.add_argument("--connections", type=int, default=64, help="keep-alive connections per process")
-    parser.add_argument("--max-batch", type=int, default=500, help="receiver group-commit size (1 = commit per delivery)")
-    parser.add_argument("--database-url", default=None, help="an existing, migratable PostgreSQL (default: a throwaway embedded one)")
-    args = parser.parse_args(argv)
-
+def measure(rate: float, seconds: float, processes: int = 1, connections: int = 64, max_batch: int = 500) -> dict:
+    """Offer ``rate`` signed deliveries/s for ``seconds`` to a receiver process on a throwaway
+    embedded PostgreSQL; latency, throughput and the inbox count check."""
     from cryptography.fernet import Fernet
 
     from receiver.server import _free_port
+    from resources.database import stop_embedded
     from resources.store import SyncStore
     from resources.vault import Vault
 
     workdir = Path(tempfile.mkdtemp(prefix="fl-bench-receiver-"))
     env = dict(os.environ, FIELDLEDGER_HOME=str(workdir), FIELDLEDGER_MASTER_KEY=Fernet.generate_key().decode())
     os.environ.update({k: env[k] for k in ("FIELDLEDGER_HOME", "FIELDLEDGER_MASTER_KEY")})
-    pgdata = None
-    if args.database_url:
-        database_url = args.database_url
-    else:
-        database_url, pgdata = _start_database(workdir)
-    secret = secrets.token_urlsafe(36)
-    with SyncStore.open(database_url) as store:
-        Vault(store).set(CONNECTION, "st_webhook_secret", secret)
-        with store.transaction() as conn:
-            conn.execute("DELETE FROM inbox WHERE connection = %s", (CONNECTION,))
-            settings = {r["name"]: r["setting"] for r in conn.execute(
-                "SELECT name, setting FROM pg_settings WHERE name IN ('fsync', 'synchronous_commit', 'wal_sync_method')")}
-    port = _free_port("127.0.0.1")
-    receiver = _start_receiver(database_url, env, port, workdir / "receiver.log", args.max_batch)
+    database_url, pgdata = _start_database(workdir)
     try:
-        ctx = mp.get_context("spawn")
-        out = ctx.Queue()
-        per_process = args.rate / args.processes
-        procs = [ctx.Process(target=_generator, args=(port, secret, per_process, args.seconds, args.connections, w, out))
-                 for w in range(args.processes)]
-        started = time.monotonic()
-        for p in procs:
-            p.start()
-        reports = [out.get(timeout=args.seconds * 10 + 120) for _ in procs]
-        elapsed = time.monotonic() - started
-        results = [r for report, _, _ in reports for r in report]
-        span = max(end for _, _, end in reports) - min(began for _, began, _ in reports)
-        for p in procs:
-            p.join(timeout=30)
-        metrics = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text
+        secret = secrets.token_urlsafe(36)
+        with SyncStore.open(database_url) as store:
+            Vault(store).set(CONNECTION, "st_webhook_secret", secret)
+            with store.transaction() as conn:
+                settings = {r["name"]: r["setting"] for r in conn.execute(
+                    "SELECT name, setting FROM pg_settings WHERE name IN "
+                    "('fsync', 'synchronous_commit', 'wal_sync_method')")}
+        port = _free_port("127.0.0.1")
+        receiver = _start_receiver(database_url, env, port, workdir / "receiver.log", max_batch)
+        try:
+            ctx = mp.get_context("spawn")
+            out = ctx.Queue()
+            procs = [ctx.Process(target=_generator, args=(port, secret, rate / processes, seconds, connections, w, out))
+                     for w in range(processes)]
+            for p in procs:
+                p.start()
+            reports = [out.get(timeout=seconds * 10 + 120) for _ in procs]
+            results = [r for report, _, _ in reports for r in report]
+            span = max(end for _, _, end in reports) - min(began for _, began, _ in reports)
+            for p in procs:
+                p.join(timeout=30)
+            metrics = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text
+            receiver_rss = psutil.Process(receiver.pid).memory_info().rss
+        finally:
+            receiver.terminate()
+            receiver.wait(timeout=60)
+        with psycopg.connect(database_url) as conn:
+            stored = conn.execute("SELECT count(*) FROM inbox WHERE connection = %s", (CONNECTION,)).fetchone()[0]
     finally:
-        receiver.terminate()
-        receiver.wait(timeout=60)
-
-    with psycopg.connect(database_url) as conn:
-        stored_rows = conn.execute("SELECT count(*) FROM inbox WHERE connection = %s", (CONNECTION,)).fetchone()[0]
-    latencies = [ms for ms, status in results if status == 200]
-    accepted = len(latencies)
-    offered = len(results)
-    failed = sum(1 for _, status in results if status not in (200, 299))
-    duplicates = sum(1 for _, status in results if status == 299)
-    commits = next((line.split()[-1] for line in metrics.splitlines() if line.startswith("fieldledger_inbox_commits_total")), "?")
-    achieved = accepted / span  # from the first scheduled send to the last answer
-    p50, p99 = (_percentile(latencies, 0.50), _percentile(latencies, 0.99)) if latencies else (float("nan"),) * 2
-
-    print(f"receiver load: offered {offered} deliveries at {args.rate:g}/s for {args.seconds:g} s "
-          f"from {args.processes} process(es) x {args.connections} connections (wall {elapsed:.1f} s incl. start-up)")
-    print(f"database: fsync={settings.get('fsync')} synchronous_commit={settings.get('synchronous_commit')} "
-          f"wal_sync_method={settings.get('wal_sync_method')}; {commits} inbox commits "
-          f"(receiver max batch {args.max_batch})")
-    print(f"accepted (200 stored): {accepted}   duplicates: {duplicates}   failed: {failed}")
-    print(f"throughput: {achieved:.0f} deliveries/s sustained (target {TARGET_RATE:.0f}/s, ratio {achieved / TARGET_RATE:.2f})")
-    print(f"latency from scheduled send: p50 {p50:.1f} ms   p99 {p99:.1f} ms   max {max(latencies, default=0):.1f} ms   "
-          f"mean {statistics.fmean(latencies) if latencies else 0:.1f} ms (target p99 < {TARGET_P99_MS:.0f} ms, "
-          f"ratio {p99 / TARGET_P99_MS:.2f})")
-    count_ok = stored_rows == accepted
-    print(f"count check: accepted {accepted} == stored in inbox {stored_rows}: {'OK' if count_ok else 'MISMATCH'}")
-
-    if pgdata is not None:
-        from resources.database import stop_embedded
-
         stop_embedded(pgdata, mode="fast")
-    shutil.rmtree(workdir, ignore_errors=True)
-    return 0 if count_ok else 1
+        shutil.rmtree(workdir, ignore_errors=True)
+    latencies = [ms for ms, status in results if status == 200]
+    commits = next((line.split()[-1] for line in metrics.splitlines()
+                    if line.startswith("fieldledger_inbox_commits_total")), "?")
+    return {
+        "offered": len(results), "offered_rate": rate, "seconds": seconds, "processes": processes,
+        "connections": connections, "max_batch": max_batch, "database": settings, "inbox_commits": commits,
+        "accepted": len(latencies), "duplicates": sum(1 for _, s in results if s == 299),
+        "failed": sum(1 for _, s in results if s not in (200, 299)), "stored_in_inbox": stored,
+        "deliveries_per_second": round(len(latencies) / span, 1),
+        "p50_ms": _percentile(latencies, 0.50) if latencies else None,
+        "p99_ms": _percentile(latencies, 0.99) if latencies else None, "max_ms": max(latencies, default=None),
+        "mean_ms": round(statistics.fmean(latencies), 2) if latencies else None, "receiver_rss": receiver_rss,
+    }
+
+
+def run(quick: bool) -> dict:
+    r = measure(OFFERED_RATE, 5.0 if quick else 20.0)
+    figures = [
+        figure("sustained signed deliveries/s", r["deliveries_per_second"], "/s", limit=TARGET_RATE,
+               target=(">=", 1.0), note=f"{r['offered']} offered, fsync on, synchronous_commit on"),
+        figure("p99 latency from scheduled send", r["p99_ms"] and round(r["p99_ms"], 1), "ms", limit=TARGET_P99_MS,
+               target=("<=", 1.0)),
+        figure("p50 latency", r["p50_ms"] and round(r["p50_ms"], 1), "ms"),
+        figure("deliveries lost (answered stored, not in inbox)", r["accepted"] - r["stored_in_inbox"], "",
+               target=("<=", 0)),
+        figure("deliveries failed", r["failed"], "", target=("<=", 0)),
+        rss_figure("receiver process RSS", r["receiver_rss"]),
+    ]
+    return scenario(f"5 Receiver ({r['seconds']:g} s offered at {OFFERED_RATE:g}/s)", figures, r)
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    standalone(run, __doc__)
