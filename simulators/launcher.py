@@ -11,6 +11,7 @@ import threading
 from pathlib import Path
 
 from simulators.runtime import ServedApp, SimOptions
+from simulators.snapshots import SnapshotError
 
 SIMULATORS = (("servicetitan", 1), ("acumatica", 2), ("vantagepoint", 3))
 
@@ -20,12 +21,17 @@ class RunningSimulators:
         self.served: dict[str, ServedApp] = {}
         self.info: dict[str, dict] = {}
         self._stops: list = []
+        self._closes: list = []
 
     def stop(self) -> None:
+        """Background work first, then the servers, then each simulator's close (its final
+        snapshot, when it keeps state): nothing changes the state after it is written."""
         for stop in self._stops:
             stop()
         for served in self.served.values():
             served.stop()
+        for close in self._closes:
+            close()
 
 
 def start_all(options: SimOptions, port_base: int = 8800, host: str = "127.0.0.1",
@@ -38,6 +44,8 @@ def start_all(options: SimOptions, port_base: int = 8800, host: str = "127.0.0.1
                 continue
             module = importlib.import_module(f"simulators.{name}")
             sim = module.build(options)
+            if sim.close:  # registered before serving: a failed start still saves what it loaded
+                running._closes.append(sim.close)
             served = ServedApp(sim.app, host, port_base + offset if port_base else 0).start()
             running.served[name] = served
             if sim.start_background:
@@ -64,7 +72,10 @@ def write_info_file(path: Path, info: dict) -> None:
 
 
 def run_foreground(options: SimOptions, port_base: int, info_file: Path, host: str = "127.0.0.1") -> None:
-    running = start_all(options, port_base, host, info_file=info_file)
+    try:
+        running = start_all(options, port_base, host, info_file=info_file)
+    except SnapshotError as exc:  # the message names the file and how to start over
+        raise SystemExit(f"simulators: {exc}") from None
     for name, served in running.served.items():
         print(f"{name:13s} {served.base_url}")
     print(f"info file     {info_file}")

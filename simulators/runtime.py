@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import uvicorn
@@ -29,6 +30,17 @@ class SimOptions:
     live_rate_per_minute: float = 30.0  # new or changed documents per minute in live mode
     latency_ms: float = 0.0  # added to every API response on top of the profile
     options: dict[str, Any] = field(default_factory=dict)  # simulator-specific settings
+    # Opt-in persistence (simulators/snapshots.py): each simulator keeps <state_dir>/<name>.snapshot.
+    # None (default): state lives in memory only. `sim up` passes it as the option state_dir=PATH.
+    state_dir: Path | None = None
+
+    def state_path(self) -> Path | None:
+        where = self.state_dir or self.options.get("state_dir")
+        return Path(where) if where else None
+
+    def snapshot_seconds(self) -> float:
+        """How often a snapshot is written besides on every change a client was told about."""
+        return float(self.options.get("snapshot_seconds", 30.0))
 
 
 class SimClock:
@@ -52,6 +64,18 @@ class SimClock:
         with self._lock:
             self._offset += timedelta(seconds=seconds)
 
+    def position(self) -> dict:
+        """What a snapshot keeps: simulated now and the wall-clock moment it was read."""
+        return {"sim": self.now(), "wall": datetime.now(UTC)}
+
+    @classmethod
+    def resumed(cls, factor: float, position: dict) -> SimClock:
+        """A clock that continues from a saved position. The time the simulator was down passes at
+        wall-clock speed (the real systems keep running while fieldledger is stopped), so simulated
+        time never goes back and a factor-1 clock stays on real time."""
+        down = max(timedelta(0), datetime.now(UTC) - position["wall"])
+        return cls(factor, start=position["sim"] + down)
+
     def sleep_seconds(self, simulated: float) -> float:
         """Wall seconds to wait for ``simulated`` seconds to pass."""
         return simulated / self.factor if self.factor > 0 else simulated
@@ -67,6 +91,7 @@ class Simulator:
     info: Callable[[str], dict]  # base_url -> info-file section
     start_background: Callable[[str], None] | None = None  # base_url -> None
     stop_background: Callable[[], None] | None = None
+    close: Callable[[], None] | None = None  # after the server stopped: e.g. the final snapshot
 
 
 def free_port(host: str = "127.0.0.1") -> int:

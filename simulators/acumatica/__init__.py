@@ -5,7 +5,8 @@ contractor (key in simulators.contractor, default CASCADE), versions (served end
 default 24.200.001 and 23.200.001), tier (see license.py: trial / small / large; default small)
 and seats / concurrency / per_minute / queue_size overrides, idle_timeout_seconds (600),
 token_lifetime_seconds (3600), seat_limit_status (500), release_seconds (simulated seconds a
-release takes, 1.0; 0 = synchronous 204), plus the write-rule switches listed in rules.py.
+release takes, 1.0; 0 = synchronous 204), password_grant (on; off = the connected application does not
+allow the resource-owner password grant, also switchable at PUT /_sim/password_grant), plus the write-rule switches listed in rules.py.
 """
 
 from __future__ import annotations
@@ -15,13 +16,15 @@ import random
 import uuid
 from dataclasses import replace
 
+from simulators.acumatica import persist
 from simulators.acumatica.app import Instance, create_app
 from simulators.acumatica.license import RequestGate, tier_from_options
 from simulators.acumatica.sessions import SeatTable
 from simulators.acumatica.store import Tenant
 from simulators.contractor import CASCADE, CONTRACTORS_BY_KEY
 from simulators.faults import FaultState
-from simulators.runtime import SimClock, SimOptions, Simulator
+from simulators.runtime import SimOptions, Simulator
+from simulators.snapshots import persistence_for, resumed_clock
 
 DEFAULT_VERSIONS = ("24.200.001", "23.200.001")
 
@@ -43,7 +46,10 @@ def build(options: SimOptions) -> Simulator:
     if isinstance(versions, str):
         versions = [v.strip() for v in versions.split(",") if v.strip()]
     tenant_name = contractor.key.split("-")[0].capitalize()
-    clock = SimClock(options.time_factor)
+    instance: Instance | None = None
+    persistence, saved = persistence_for(options, "acumatica", {"seed": options.seed, "contractor": contractor.key},
+                                         lambda: persist.capture(instance))
+    clock = resumed_clock(options, saved)
     tier = tier_from_options(opts)
     profile = options.profile
     if options.latency_ms:
@@ -57,7 +63,12 @@ def build(options: SimOptions) -> Simulator:
         credentials=credentials_for(options.seed, tenant_name), versions=list(versions), clock=clock,
         seats=seats, gate=RequestGate(tier, clock), faults=faults, settings=opts,
     )
+    if saved is not None:
+        persist.restore(instance, saved.state)
     app = create_app(instance)
+    if persistence is not None:
+        app = persistence.durable_writes(app)
+        persistence.start()
     app.instance = instance  # for in-process benches and debugging; tests use /_sim
 
     def info(base_url: str) -> dict:
@@ -65,4 +76,4 @@ def build(options: SimOptions) -> Simulator:
                 if DEFAULT_VERSIONS[0] in instance.versions else instance.versions[0],
                 "tenant": tenant_name, **instance.credentials}
 
-    return Simulator(name="acumatica", app=app, info=info)
+    return Simulator(name="acumatica", app=app, info=info, close=persistence.close if persistence else None)

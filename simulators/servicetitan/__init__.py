@@ -22,12 +22,18 @@ from __future__ import annotations
 
 from simulators.runtime import SimOptions, Simulator
 from simulators.servicetitan.app import ServiceTitanSim
+from simulators.servicetitan.persist import durable_publish
 
 
 def build(options: SimOptions) -> Simulator:
     sim = ServiceTitanSim(options)
-    return Simulator(name="servicetitan", app=sim.app, info=sim.info, start_background=sim.start_background,
-                     stop_background=sim.stop_background)
+    app, close = sim.app, None
+    if sim.persistence is not None:  # a state directory: see simulators/servicetitan/persist.py
+        app = sim.persistence.durable_writes(app)
+        sim.live.publish = durable_publish(sim.persistence, sim.live.publish)
+        close = sim.persistence.start().close
+    return Simulator(name="servicetitan", app=app, info=sim.info, start_background=sim.start_background,
+                     stop_background=sim.stop_background, close=close)
 
 
 __all__ = ["ServiceTitanSim", "build"]

@@ -24,8 +24,8 @@ from starlette.routing import Route
 
 from simulators.contractor import CONTRACTORS
 from simulators.faults import FaultMiddleware, FaultState, parse_profile
-from simulators.runtime import SimClock, SimOptions
-from simulators.servicetitan import api
+from simulators.runtime import SimOptions
+from simulators.servicetitan import api, persist
 from simulators.servicetitan.auth import TokenIssuer
 from simulators.servicetitan.live import LiveMode
 from simulators.servicetitan.model import TenantData
@@ -33,6 +33,7 @@ from simulators.servicetitan.render import render
 from simulators.servicetitan.seed import seed_tenant
 from simulators.servicetitan.webhooks import WebhookHub
 from simulators.servicetitan.wire import dumps, json_response, problem, problem_body, ticks_of
+from simulators.snapshots import resumed_clock
 
 API_PREFIXES = ("/accounting/", "/crm/", "/inventory/", "/settings/", "/pricebook/", "/jpm/", "/dispatch/")
 
@@ -66,8 +67,9 @@ class ServiceTitanSim:
     def __init__(self, options: SimOptions):
         self.options = options
         opts = options.options
-        self.clock = SimClock(options.time_factor)
-        now = self.clock.now()
+        self.persistence, saved = persist.open_for(self, options)  # (None, None): memory only
+        self.clock = resumed_clock(options, saved)
+        now = self.seed_now = saved.state["seed_now"] if saved else self.clock.now()
         wanted = opts.get("contractors")
         contractors = [c for c in CONTRACTORS if not wanted or c.key in wanted or c.tenant_id in wanted]
         self.tenants: dict[int, TenantData] = {
@@ -90,6 +92,8 @@ class ServiceTitanSim:
         self.by_status: dict[int, int] = {}
         self.by_resource: dict[str, int] = {}
         self.app = self._build_app()
+        if saved is not None:
+            persist.restore(self, saved)
 
     # --- Simulator contract ---------------------------------------------------------------------
     def info(self, base_url: str) -> dict:

@@ -315,6 +315,7 @@ class TenantData:
         self.lock = threading.RLock()
         self.tables: dict[str, Table] = {kind: Table(kind) for kind in self.KINDS}
         self.seq = 0
+        self.seed_seq = 0  # log position after seeding: rows touched later are what a snapshot keeps
         self.gl_by_number: dict[str, GLAccountRow] = {}
         self.counters: dict[str, int] = {}
         self.id_base = 0

@@ -481,7 +481,7 @@ def seed_tenant(contractor: Contractor, seed: int, now: datetime, options: dict)
                        ("invoices", invoices), ("payments", payments), ("purchase-orders", pos),
                        ("receipts", receipts), ("inventory-bills", bills)):
         seq = data.tables[kind].load(rows, seq)
-    data.seq = seq
+    data.seq = data.seed_seq = seq
     return data
 
 

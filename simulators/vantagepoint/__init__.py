@@ -43,7 +43,9 @@ from __future__ import annotations
 from dataclasses import replace
 
 from simulators.faults import FaultState
-from simulators.runtime import SimClock, SimOptions, Simulator
+from simulators.runtime import SimOptions, Simulator
+from simulators.snapshots import persistence_for, resumed_clock
+from simulators.vantagepoint import persist
 from simulators.vantagepoint.app import Ctx, build_asgi
 from simulators.vantagepoint.auth import TokenStore
 from simulators.vantagepoint.settings import TenantSettings, settings_from_options
@@ -54,14 +56,23 @@ __all__ = ["build", "TenantSettings"]
 
 def build(options: SimOptions) -> Simulator:
     settings = settings_from_options(options)
-    clock = SimClock(options.time_factor)
+    state: TenantState | None = None
+    persistence, saved = persistence_for(
+        options, "vantagepoint", {"seed": options.seed, "contractor": settings.contractor.key,
+                                  "tenant": settings.tenant}, lambda: persist.capture(state))
+    clock = resumed_clock(options, saved)
     profile = options.profile
     if options.latency_ms:
         profile = replace(profile, latency_ms=profile.latency_ms + options.latency_ms)
     faults = FaultState(profile, seed=options.seed)
     state = TenantState(settings, clock, options.seed)
+    if saved is not None:
+        persist.restore(state, saved.state)
     ctx = Ctx(state, TokenStore(settings, clock, faults), faults)
     app = build_asgi(ctx)
+    if persistence is not None:
+        app = persistence.durable_writes(app)
+        persistence.start()
 
     def info(base_url: str) -> dict:
         root = base_url.rstrip("/")
@@ -76,4 +87,4 @@ def build(options: SimOptions) -> Simulator:
             "control_url": f"{root}/_sim",
         }
 
-    return Simulator(name="vantagepoint", app=app, info=info)
+    return Simulator(name="vantagepoint", app=app, info=info, close=persistence.close if persistence else None)
