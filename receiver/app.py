@@ -6,14 +6,21 @@ eventId, or same body when there is none) are stored once and still answered 200
 stores nothing and answers a short JSON body ``{"error", "message"}`` that never echoes a secret
 or the signature. Checks run cheapest first, so most refusals never read the body:
 
-    404 unknown connection · 503 paused (Retry-After) · 503 no webhook secret stored yet ·
+    503 busy: too many deliveries in flight (Retry-After) · 404 unknown connection ·
+    503 paused (Retry-After) · 503 no webhook secret stored yet ·
     415 not application/json · 413 Content-Length over the limit · 401 no signature header ·
     413 body over the limit while streaming (stops reading; the connection is closed) ·
     401 bad signature · 400 not JSON / no event fields · 503 store unavailable (Retry-After)
 
 Choices where the reference is silent (documented here, settable through ``create_app``): a
 known connection without a webhook secret answers 503, so ServiceTitan redelivers once the
-secret is stored; ``eventId`` may be a string or an integer, anything else is refused.
+secret is stored; ``eventId`` may be a string or an integer, anything else is refused. A burst
+beyond ``max_in_flight`` concurrent deliveries is answered 503 with Retry-After before anything is
+read (each waiting delivery may hold up to ``max_body_bytes``), so memory stays bounded and
+ServiceTitan redelivers later (it retries after 10, 30, 60 and 300 s); the catch-up schedule reads
+the export feeds in any case. Event types fieldledger does not sync are stored and acknowledged
+(a refusal would only make ServiceTitan retry and list them as failed); the inbox sensor marks
+them ``ignored`` with the reason.
 """
 
 from __future__ import annotations
@@ -45,6 +52,8 @@ log = logging.getLogger("fieldledger.receiver")
 
 MAX_BODY_BYTES = 1 << 20
 PAUSED_RETRY_AFTER_SECONDS = 60
+MAX_IN_FLIGHT = 256  # concurrent deliveries; at 1 MiB each at most 256 MiB of bodies held
+BUSY_RETRY_AFTER_SECONDS = 10  # ServiceTitan's first redelivery interval
 UNAVAILABLE_RETRY_AFTER_SECONDS = 10
 LOOKUP_TIMEOUT_SECONDS = 5.0  # a store that does not answer a settings lookup in time counts as down
 MAX_EVENT_ID_LENGTH = 200
@@ -106,8 +115,10 @@ class WebhookReceiver:
     """The request handlers and the state they share (lookups, writer, metrics)."""
 
     def __init__(self, store_url: str, *, secret_ttl: float, max_body_bytes: int, paused_retry_after: int,
-                 writers: int, max_batch: int):
+                 writers: int, max_batch: int, max_in_flight: int = MAX_IN_FLIGHT):
         self.store_url = store_url
+        self.max_in_flight = max_in_flight
+        self.in_flight = 0  # touched only on the event loop
         self.secret_ttl = secret_ttl
         self.max_body_bytes = max_body_bytes
         self.paused_retry_after = paused_retry_after
@@ -135,7 +146,13 @@ class WebhookReceiver:
         started = time.perf_counter()
         self.metrics.started()
         connection = request.path_params["connection"]
+        self.in_flight += 1
         try:
+            if self.in_flight > self.max_in_flight:
+                known = isinstance(self.lookup.peek_settings(connection), WebhookSettings) if self.lookup else False
+                raise Refusal(503, "busy", f"The receiver is handling {self.max_in_flight} deliveries already; "
+                              "nothing was read or stored. Redeliver after Retry-After.",
+                              retry_after=BUSY_RETRY_AFTER_SECONDS, known=known)
             event_id, stored = await self._accept(request, connection)
         except Refusal as refusal:
             label = connection if refusal.known else UNKNOWN_CONNECTION
@@ -147,6 +164,8 @@ class WebhookReceiver:
             log.exception("receiving a webhook for connection %r failed; nothing was acknowledged", connection)
             return JSONResponse({"error": "internal_error", "message": "The receiver failed; the event was not "
                                  "acknowledged. Redeliver it; see the receiver log."}, 500)
+        finally:
+            self.in_flight -= 1
         outcome = "stored" if stored else "duplicate"
         self.metrics.record(connection, outcome, time.perf_counter() - started)
         return JSONResponse({"status": outcome, "eventId": event_id})
@@ -256,11 +275,13 @@ async def _json_http_error(_request: Request, exc: Exception) -> Response:
 
 
 def create_app(store_url: str, *, secret_ttl: float = DEFAULT_TTL_SECONDS, max_body_bytes: int = MAX_BODY_BYTES,
-               paused_retry_after: int = PAUSED_RETRY_AFTER_SECONDS, writers: int = 2, max_batch: int = 500) -> Starlette:
+               paused_retry_after: int = PAUSED_RETRY_AFTER_SECONDS, writers: int = 2, max_batch: int = 500,
+               max_in_flight: int = MAX_IN_FLIGHT) -> Starlette:
     """The receiver as an ASGI app writing to the sync store at ``store_url`` (already migrated).
     Needs the lifespan protocol (uvicorn's default) to open and close its pools."""
     receiver = WebhookReceiver(store_url, secret_ttl=secret_ttl, max_body_bytes=max_body_bytes,
-                               paused_retry_after=paused_retry_after, writers=writers, max_batch=max_batch)
+                               paused_retry_after=paused_retry_after, writers=writers, max_batch=max_batch,
+                               max_in_flight=max_in_flight)
     app = Starlette(
         routes=[
             Route("/webhooks/servicetitan/{connection}", receiver.receive_servicetitan, methods=["POST"]),

@@ -17,7 +17,7 @@ import psycopg
 import uvicorn
 from psycopg.conninfo import conninfo_to_dict
 
-from receiver.app import create_app
+from receiver.app import MAX_IN_FLIGHT, create_app
 from resources.redaction import install_log_redaction
 from resources.store import SyncStore
 from resources.vault import Vault, VaultError
@@ -120,9 +120,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--database-url", default=None, help="sync store URL (default: the configured store)")
     parser.add_argument("--writers", type=int, default=2, help="concurrent inbox writer transactions")
     parser.add_argument("--max-batch", type=int, default=500, help="most deliveries per commit (1 = no group commit)")
+    parser.add_argument("--max-in-flight", type=int, default=MAX_IN_FLIGHT,
+                        help="concurrent deliveries before answering 503 + Retry-After")
     args = parser.parse_args(argv)
     try:
-        run(args.host, args.port, args.database_url, writers=args.writers, max_batch=args.max_batch)
+        run(args.host, args.port, args.database_url, writers=args.writers, max_batch=args.max_batch,
+            max_in_flight=args.max_in_flight)
     except (ReceiverStartError, VaultError) as exc:
         raise SystemExit(f"fieldledger receiver: {exc}") from None
 
