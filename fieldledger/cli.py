@@ -1,10 +1,20 @@
 """The `fieldledger` command line. Each command is thin: it parses, calls the module that owns the
-work, and prints. Exit codes: 0 ok, 1 the work failed, 2 bad usage or configuration."""
+work, and prints (tables for lists, progress bars for long work, on stderr so stdout stays clean).
+
+Exit codes, the same for every command:
+  0  ok (and for `ping`: every check passed; for `reconcile`: everything reconciles)
+  1  the work failed or found something: failed runs, records that need attention, a failed ping
+     check, a reconciliation difference
+  2  bad usage or configuration: unknown connection, invalid connection file, a secret missing from
+     the vault, a bad option value. Nothing is run and nothing is stored.
+"""
 
 from __future__ import annotations
 
 import getpass
 import sys
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 import typer
@@ -26,10 +36,52 @@ app.add_typer(db_app, name="db")
 app.add_typer(connections_app, name="connections")
 app.add_typer(errors_app, name="errors")
 
+CONNECTION_HELP = "Connection name (its file is <state>/connections/NAME.yaml)."
+VERDICT_STYLES = {"PASS": "green", "FAIL": "bold red", "WARN": "yellow", "SKIP": "dim"}
+
 
 def fail(message: str, code: int = 1) -> None:
     typer.secho(message, fg=typer.colors.RED, err=True)
     raise typer.Exit(code)
+
+
+def _console(err: bool = False):
+    """A rich console on the current stdout/stderr. Piped (not a terminal), lines are not wrapped,
+    so every table row stays one greppable line."""
+    from rich.console import Console
+
+    stream = sys.stderr if err else sys.stdout
+    return Console(file=stream, width=None if stream.isatty() else 1000, highlight=False)
+
+
+def _table(columns: Sequence[str], rows: Iterable[Sequence[object]], styles: Iterable[str | None] = ()) -> None:
+    """Print rows as a borderless table (each line starts with its first cell, so it greps well).
+    A column name starting with '>' is right-aligned. Cell text is never read as rich markup."""
+    from rich.table import Table
+    from rich.text import Text
+
+    table = Table(box=None, pad_edge=False, header_style="bold", show_edge=False)
+    for col in columns:
+        table.add_column(col.lstrip(">"), justify="right" if col.startswith(">") else "left", overflow="fold")
+    style_list = list(styles)
+    for i, row in enumerate(rows):
+        table.add_row(*[Text(str(v)) for v in row], style=style_list[i] if i < len(style_list) else None)
+    _console().print(table)
+
+
+@contextmanager
+def _progress(label: str, total: int) -> Iterator[Callable[..., None]]:
+    """A progress bar on stderr; yields ``advance(item, ...)`` to call once per finished item."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  console=_console(err=True)) as progress:
+        task = progress.add_task(label, total=total)
+
+        def advance(item: object = None, *_: object) -> None:
+            progress.update(task, advance=1, description=f"{label} {item}" if item is not None else label)
+
+        yield advance
 
 
 def _store():
@@ -47,14 +99,20 @@ def _vault(store=None):
         fail(str(exc), 2)
 
 
+EXAMPLE_NAME = "example.yaml.example"  # not *.yaml: never taken for a live connection
+
+
 @app.command()
 def init(
     demo: bool = typer.Option(False, "--demo", help="Also set up the two demo connections against the simulators."),
     info_file: Path = typer.Option(None, help="The simulators' info file (default <state>/sim.json)."),
     receiver_url: str = typer.Option("http://127.0.0.1:8800", help="Where the webhook receiver listens."),
 ) -> None:
-    """Create the state folder, the master key file (0600), the sync store schema and an example
-    connection file; with --demo, the demo connections, their secrets and webhooks."""
+    """Set up the state folder, master key, sync store and an example connection file.
+
+    Creates the state folder, the master key file (0600), the sync store schema and a commented
+    example connection file (connections/example.yaml.example); with --demo, the demo connections,
+    their secrets and webhooks."""
     from resources.vault import create_key_file
 
     home = settings.ensure_state_home()
@@ -63,12 +121,14 @@ def init(
     typer.echo(f"state folder  {home}")
     typer.echo(f"master key    {key} (mode 0600; back it up: secrets cannot be read without it)")
     typer.echo(f"sync store    schema version {store.schema_version()}")
-    example = home / "connection.example.yaml"
+    folder = settings.connections_dir()
+    folder.mkdir(parents=True, exist_ok=True)
+    example = folder / EXAMPLE_NAME
     if not example.exists():
         from fieldledger.demo_setup import TEMPLATES
 
-        example.write_text((TEMPLATES / "cascade-hvac.yaml").read_text())
-        typer.echo(f"example       {example} (copy to {settings.connections_dir()}/<name>.yaml and edit)")
+        example.write_text((TEMPLATES / EXAMPLE_NAME).read_text())
+        typer.echo(f"example       {example} (copy to {folder}/<name>.yaml, edit, then `fieldledger ping`)")
     if demo:
         from fieldledger.demo_setup import init_demo
 
@@ -89,18 +149,33 @@ def _connection(name: str):
         fail(str(exc), 2)
 
 
+def _configured(name: str):
+    """The connection, refused with exit 2 (before anything runs or is stored) when its file is
+    invalid or a secret it names is missing from the vault: the same verdict `ping` gives."""
+    from fieldledger.ping import FAIL, secrets_check
+
+    conn = _connection(name)
+    check = secrets_check(conn, _vault())
+    if check.verdict == FAIL:
+        fail(f"{check.detail}\nfix: {check.fix}", 2)
+    return conn
+
+
 @app.command()
 def sync(
-    connection: str = typer.Option(..., "--connection", "-c", help="Connection name."),
+    connection: str = typer.Option(..., "--connection", "-c", help=CONNECTION_HELP),
     start: str = typer.Option(..., help="First business day, YYYY-MM-DD."),
     end: str = typer.Option(..., help="Last business day, YYYY-MM-DD."),
 ) -> None:
-    """Run the sync for every day from START to END through Dagster (visible in the UI)."""
+    """Sync every business day from START to END through Dagster.
+
+    One partition (connection x day) at a time, with a progress bar; the runs show in the Dagster
+    UI. Exit 1 if a run failed or records need attention, 2 if the connection is not configured."""
     from datetime import date
 
     from fieldledger.operations import days_between, open_failures, run_partitions
 
-    _connection(connection)
+    _configured(connection)
     try:
         first, last = date.fromisoformat(start), date.fromisoformat(end)
     except ValueError:
@@ -108,8 +183,8 @@ def sync(
     if last < first:
         fail("--end is before --start", 2)
     days = days_between(first, last)
-    with typer.progressbar(length=len(days), label=f"syncing {connection}") as bar:
-        outcome = run_partitions(connection, days, "cli-sync", on_done=lambda d, ok: bar.update(1))
+    with _progress(f"syncing {connection}", len(days)) as advance:
+        outcome = run_partitions(connection, days, "cli-sync", on_done=advance)
     failures = open_failures(_store(), connection, first, last)
     typer.echo(f"{outcome.runs} runs, {len(outcome.failed_runs)} failed runs, {len(failures)} records need attention")
     for run in outcome.failed_runs:
@@ -123,32 +198,103 @@ def sync(
 
 @app.command()
 def replay(
-    connection: str = typer.Option(..., "--connection", "-c", help="Connection name."),
+    connection: str = typer.Option(..., "--connection", "-c", help=CONNECTION_HELP),
     failed: bool = typer.Option(False, "--failed", help="Only records that failed or were quarantined."),
     day: str = typer.Option(None, "--date", help="Only this business day, YYYY-MM-DD."),
     record: str = typer.Option(None, "--record", help="Only this ServiceTitan record id."),
 ) -> None:
-    """Replay records: re-map quarantined ones with the current connection file, retry failed
-    ones, re-run their days. Safe to repeat: nothing already posted is posted again."""
+    """Replay failed or quarantined records, a day, or one record.
+
+    Re-maps quarantined records with the current connection file, retries failed ones and re-runs
+    their days (progress per day). Safe to repeat: nothing already posted is posted again. Exit 1
+    if records still need attention."""
     import uuid
     from datetime import date
 
     from fieldledger.operations import open_failures, prepare_replay, run_partitions
 
-    conn = _connection(connection)
+    conn = _configured(connection)
     if not (failed or day or record):
         fail("say what to replay: --failed, --date YYYY-MM-DD and/or --record ID", 2)
+    try:
+        the_day = date.fromisoformat(day) if day else None
+    except ValueError:
+        fail("--date takes a date as YYYY-MM-DD", 2)
     store = _store()
-    the_day = date.fromisoformat(day) if day else None
     days = prepare_replay(store, conn, only_failed=failed, day=the_day, record=record,
                           run_id=f"replay-{uuid.uuid4().hex[:8]}")
     if not days:
         typer.echo("nothing to replay")
         return
-    outcome = run_partitions(connection, sorted(days), "replay")
+    with _progress(f"replaying {connection}", len(days)) as advance:
+        outcome = run_partitions(connection, sorted(days), "replay", on_done=advance)
     left = [r for r in open_failures(store, connection) if r.business_date in days]
     typer.echo(f"replayed {len(days)} day(s): {outcome.runs} runs, {len(left)} records still need attention")
     if outcome.failed_runs or left:
+        raise typer.Exit(1)
+
+
+@app.command()
+def ping(connection: str = typer.Option(..., "--connection", "-c", help=CONNECTION_HELP)) -> None:
+    """Check a connection end to end (run this first); posts nothing.
+
+    Checks its file, its vault secrets, ServiceTitan (reachable, credentials, tenant, webhook
+    secret), the ERP (reachable, credentials, pinned endpoint version, reference data) and every
+    account the mapping names. Exit 0 all pass, 1 a check failed, 2 unknown or invalid connection
+    file."""
+    from fieldledger.ping import PASS
+    from fieldledger.ping import ping as run_ping
+    from resources.vault import Vault
+
+    report = run_ping(connection, lambda: Vault(_store()))
+    _table(["RESULT", "CHECK", "DETAIL", "FIX"],
+           [(c.verdict, c.name, c.detail, c.fix if c.verdict != PASS else "") for c in report.checks],
+           [VERDICT_STYLES.get(c.verdict) for c in report.checks])
+    counts = {v: sum(c.verdict == v for c in report.checks) for v in VERDICT_STYLES}
+    line = ", ".join(f"{n} {v.lower()}" for v, n in counts.items() if n)
+    typer.secho(f"{connection}: {line}", fg=typer.colors.GREEN if report.exit_code == 0 else typer.colors.RED)
+    raise typer.Exit(report.exit_code)
+
+
+@app.command()
+def reconcile(
+    connection: str = typer.Option(..., "--connection", "-c", help=CONNECTION_HELP),
+    month: str = typer.Option(..., "--month", help="The month to reconcile, YYYY-MM (days up to today)."),
+    out: Path = typer.Option(None, "--out", help="Folder for the CSV and PNG (default <state>/reports)."),
+    only_differences: bool = typer.Option(False, "--only-differences", help="List only the rows that differ."),
+) -> None:
+    """ServiceTitan vs ERP totals per business unit and day of a month, to the cent.
+
+    Writes reconcile-CONNECTION-MONTH.csv and .png (per day: both totals and the differences).
+    Exit 0 when everything reconciles, 1 when something differs."""
+    from fieldledger.reconcile_report import MonthError, month_days, reconcile_month, write_reports
+    from posting.registry import open_adapter
+    from resources.http import RemoteError
+
+    conn = _configured(connection)
+    try:
+        days = month_days(month, conn.start_date)
+    except MonthError as exc:
+        fail(str(exc), 2)
+    store = _store()
+    try:
+        adapter = open_adapter(conn, _vault(store))
+        try:
+            with _progress(f"reconciling {connection}", len(days)) as advance:
+                report = reconcile_month(store, conn, month, adapter, on_day=advance)
+        finally:
+            adapter.close()
+    except RemoteError as exc:
+        fail(f"reconciliation of {connection} {month} stopped: {exc}", 1)
+    shown = report.differing if only_differences else report.lines
+    _table(["DAY", "BUSINESS UNIT", "TYPE", ">SERVICETITAN", ">ERP", ">DIFFERENCE"],
+           [(line.day, line.business_unit, line.document_type, line.servicetitan, line.erp, line.difference)
+            for line in shown],
+           ["bold red" if line.difference else None for line in shown])
+    csv_path, png_path = write_reports(report, out or settings.state_home() / "reports")
+    typer.secho(report.summary(), fg=typer.colors.RED if report.differing else typer.colors.GREEN)
+    typer.echo(f"wrote {csv_path}\nwrote {png_path}")
+    if report.differing:
         raise typer.Exit(1)
 
 
@@ -156,7 +302,10 @@ def replay(
 
 
 @secrets_app.command("set")
-def secrets_set(connection: str, name: str) -> None:
+def secrets_set(
+    connection: str = typer.Argument(..., help=CONNECTION_HELP),
+    name: str = typer.Argument(..., help="Secret name, as the connection file names it (e.g. st_client_secret)."),
+) -> None:
     """Store a secret. The value is read from stdin (piped) or a hidden prompt, never from argv."""
     if sys.stdin.isatty():
         value = getpass.getpass(f"{name} for {connection}: ")
@@ -175,9 +324,8 @@ def secrets_list(connection: str = typer.Argument(None, help="Only this connecti
     if not rows:
         typer.echo("no secrets stored")
         return
-    typer.echo(f"{'CONNECTION':24s} {'NAME':24s} LAST CHANGED (UTC)")
-    for s in rows:
-        typer.echo(f"{s.connection:24s} {s.name:24s} {s.updated_at:%Y-%m-%d %H:%M:%S}")
+    _table(["CONNECTION", "NAME", "LAST CHANGED (UTC)"],
+           [(s.connection, s.name, f"{s.updated_at:%Y-%m-%d %H:%M:%S}") for s in rows])
 
 
 @secrets_app.command("rotate-key")
@@ -262,7 +410,7 @@ def receiver_run(
 
 @connections_app.command("list")
 def connections_list() -> None:
-    """The connection files in the state folder."""
+    """The connection files in the state folder: ERP, tenant, mapped units, active or paused."""
     from mappings.connection import ConnectionFileError, load_connection_file
 
     folder = settings.connections_dir()
@@ -270,16 +418,18 @@ def connections_list() -> None:
     if not files:
         typer.echo(f"no connection files in {folder}; run `fieldledger init` (or `init --demo`)")
         return
-    typer.echo(f"{'NAME':22s} {'ERP':13s} {'TENANT':>9s} {'UNITS':>5s}  STATE")
+    rows, styles = [], []
     for path in files:
         try:
             conn = load_connection_file(path)
         except ConnectionFileError:
-            typer.echo(f"{path.stem:22s} {'?':13s} {'?':>9s} {'?':>5s}  INVALID (see `connections validate`)")
+            rows.append((path.stem, "?", "?", "?", "INVALID (see `connections validate`)"))
+            styles.append("red")
             continue
-        state = "paused" if conn.paused else "active"
-        typer.echo(f"{conn.name:22s} {conn.erp.kind:13s} {conn.servicetitan.tenant:>9d} "
-                   f"{len(conn.mapping.business_units):>5d}  {state}")
+        rows.append((conn.name, conn.erp.kind, conn.servicetitan.tenant, len(conn.mapping.business_units),
+                     "paused" if conn.paused else "active"))
+        styles.append(None)
+    _table(["NAME", "ERP", ">TENANT", ">UNITS", "STATE"], rows, styles)
 
 
 @connections_app.command("validate")
@@ -305,7 +455,9 @@ def connections_validate(name: str = typer.Argument(None, help="One connection; 
 
 @app.command()
 def status() -> None:
-    """Per connection: last webhook, last posting, lag, pending documents and open failures."""
+    """Per connection: last webhook, last posting, lag, pending documents and open failures.
+
+    Exit 1 when any connection has open failures."""
     from fieldledger.inspect import connection_status
     from mappings.connection import ConnectionFileError, load_all
 
@@ -314,16 +466,16 @@ def status() -> None:
     except ConnectionFileError as exc:
         fail(str(exc), 2)
     store = _store()
-    typer.echo(f"{'CONNECTION':22s} {'LAST EVENT (UTC)':19s} {'LAST POSTING (UTC)':19s} {'LAG':>6s} "
-               f"{'PENDING':>7s} {'FAILURES':>8s}")
+    rows, styles = [], []
     worst = 0
     for name in names:
         s = connection_status(store, name)
         fmt = lambda t: t.strftime("%Y-%m-%d %H:%M:%S") if t else "-"  # noqa: E731
         lag = f"{s.lag_seconds:.0f}s" if s.lag_seconds is not None else "-"
-        typer.echo(f"{name:22s} {fmt(s.last_event):19s} {fmt(s.last_posting):19s} {lag:>6s} {s.pending:>7d} "
-                   f"{s.open_failures:>8d}")
+        rows.append((name, fmt(s.last_event), fmt(s.last_posting), lag, s.pending, s.open_failures))
+        styles.append("red" if s.open_failures else None)
         worst = max(worst, s.open_failures)
+    _table(["CONNECTION", "LAST EVENT (UTC)", "LAST POSTING (UTC)", ">LAG", ">PENDING", ">FAILURES"], rows, styles)
     if worst:
         raise typer.Exit(1)
 
@@ -340,17 +492,15 @@ def errors_list(
     if not rows:
         typer.echo("no records need attention")
         return
-    typer.echo(f"{'ID':>7s} {'CONNECTION':18s} {'RECORD':22s} {'DAY':10s} {'CLASS':15s} MESSAGE")
-    for r in rows:
-        record = f"{r['source_type']} {r['source_id']}"
-        typer.echo(f"{r['id']:>7d} {r['connection']:18s} {record:22s} {str(r['business_date'] or '-'):10s} "
-                   f"{(r['error_class'] or r['status']):15s} {(r['error_message'] or '')[:100]}")
+    _table([">ID", "CONNECTION", "RECORD", "DAY", "CLASS", "MESSAGE"],
+           [(r["id"], r["connection"], f"{r['source_type']} {r['source_id']}", r["business_date"] or "-",
+             r["error_class"] or r["status"], (r["error_message"] or "")[:100]) for r in rows])
     typer.echo(f"{len(rows)} record(s); `fieldledger errors show ID` for the full message and the fix")
     raise typer.Exit(1)
 
 
 @errors_app.command("show")
-def errors_show(record_id: int) -> None:
+def errors_show(record_id: int = typer.Argument(..., help="The record id `fieldledger errors list` shows.")) -> None:
     """One record's failure in full: message, what to do, and its audit trail."""
     from posting.protocol import FIXES
 
@@ -373,11 +523,12 @@ def errors_show(record_id: int) -> None:
 def demo(
     days: int = typer.Option(30, help="How many past days to backfill."),
     rate: float = typer.Option(20.0, help="Live mode: new or changed documents per minute per tenant."),
+    fresh: bool = typer.Option(False, "--fresh", help="Start over: fresh simulators, the sync store's books cleared."),
 ) -> None:
     """Run everything live (what `make demo` does) until Ctrl-C."""
     from fieldledger.demo import run_demo
 
-    run_demo(days=days, live_rate=rate)
+    run_demo(days=days, live_rate=rate, fresh=fresh)
 
 
 def main() -> None:  # pragma: no cover - console entry point

@@ -73,6 +73,8 @@ class Instance:
         self.faults = faults
         self.settings = settings
         self.rules = Rules(tenant, clock.now, settings)
+        # the connected application's flows (SM303010): off = "Resource Owner Password Credentials" not allowed
+        self.allow_password_grant = str(settings.get("password_grant", "on")).lower() not in ("off", "false", "0")
         self.status_counts: Counter[int] = Counter()
         self.requests = 0
         self._lock = threading.Lock()
@@ -137,6 +139,8 @@ class Instance:
         if grant == "authorization_code":
             return JsonResponse({"error": "invalid_grant"}, status_code=400)
         if grant == "password":
+            if not self.allow_password_grant:
+                return JsonResponse({"error": "unauthorized_client"}, status_code=400)
             if (form.get("username") != self.credentials["username"]
                     or form.get("password") != self.credentials["password"]):
                 return JsonResponse({"error": "invalid_grant", "error_description": "invalid_username_or_password"},
@@ -453,6 +457,12 @@ class Instance:
         self.rules.remove(entity, record)
         return JsonResponse({"entity": entity, "ReferenceNbr": record["ReferenceNbr"], "deleted": True})
 
+    async def sim_password_grant(self, request: Request) -> Response:
+        """An administrator changes the connected application's flow: {"enabled": false}."""
+        body = json.loads(await request.body() or b"{}")
+        self.allow_password_grant = bool(body.get("enabled", True))
+        return JsonResponse({"enabled": self.allow_password_grant})
+
     async def sim_clock(self, request: Request) -> Response:
         body = json.loads(await request.body() or b"{}")
         self.clock.advance(float(body.get("advance_seconds", 0)))
@@ -533,6 +543,7 @@ def create_app(instance: Instance) -> Any:
         Route("/_sim/revoke-tokens", instance.sim_revoke, methods=["POST"]),
         Route("/_sim/seats", instance.sim_seats, methods=["GET"]),
         Route("/_sim/clock", instance.sim_clock, methods=["POST"]),
+        Route("/_sim/password_grant", instance.sim_password_grant, methods=["PUT"]),
         Route("/_sim/void", instance.sim_void, methods=["POST"]),
         Route("/_sim/delete", instance.sim_delete, methods=["POST"]),
     ]
