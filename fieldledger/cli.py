@@ -84,10 +84,21 @@ def _progress(label: str, total: int) -> Iterator[Callable[..., None]]:
         yield advance
 
 
+_stores: dict[str, object] = {}
+
+
 def _store():
+    """One sync-store pool per process and database, closed at exit (commands may call this often)."""
+    import atexit
+
+    from resources.database import database_url
     from resources.store import SyncStore
 
-    return SyncStore.open()
+    url = database_url("fieldledger")
+    if url not in _stores:
+        _stores[url] = store = SyncStore.open(url)
+        atexit.register(store.close)
+    return _stores[url]
 
 
 def _vault(store=None):
@@ -137,7 +148,6 @@ def init(
             fail(f"{info} does not exist: start the simulators first (`fieldledger sim up`).", 2)
         for name in init_demo(info, _vault(store), receiver_url):
             typer.echo(f"connection    {name}: file written, secrets stored, webhook registered")
-    store.close()
 
 
 def _connection(name: str):

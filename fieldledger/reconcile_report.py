@@ -138,6 +138,7 @@ def write_chart(report: MonthReconciliation, path: Path) -> Path:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import matplotlib.ticker
 
     types = [t for t in DOCUMENT_LABELS if any(line.document_type == t for line in report.lines)] or ["invoice"]
     totals: dict[tuple[str, date], list[Decimal]] = defaultdict(lambda: [ZERO, ZERO])
@@ -163,12 +164,18 @@ def write_chart(report: MonthReconciliation, path: Path) -> Path:
         ax.grid(axis="y", alpha=0.3)
     ax = axes[-1, 0]
     values = [float(diffs[d]) for d in report.days]
-    ax.bar(x, values, 0.6, color=["#cc3311" if diffs[d] != ZERO else "#999999" for d in report.days])
+    bars = ax.bar(x, values, 0.6, color=["#cc3311" if diffs[d] != ZERO else "#999999" for d in report.days])
+    ax.bar_label(bars, labels=[str(diffs[d]) if diffs[d] != ZERO else "" for d in report.days], fontsize=8,
+                 color="#cc3311")
     ax.axhline(0, color="black", linewidth=0.8)
+    ax.margins(y=0.15)
     ax.set_ylabel("USD")
     ax.set_title(f"difference (ERP - ServiceTitan): {report.summary()}", loc="left", fontsize=10)
     ax.set_xticks(x, labels)
     ax.set_xlabel(f"day of {report.month}")
+    money_axis = matplotlib.ticker.FuncFormatter(lambda value, _: f"{value:,.0f}")
+    for axis in axes[:, 0]:
+        axis.yaxis.set_major_formatter(money_axis)
     fig.suptitle(f"{report.connection}, {report.month}: ServiceTitan vs ERP totals per day")
     fig.tight_layout()
     fig.savefig(path, dpi=100)
