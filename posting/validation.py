@@ -21,9 +21,8 @@ def coding_problems(source_type: str, document: dict, ref: ReferenceData, dimens
         for p in ref.problems(coding, dimensions):
             if p not in problems:
                 problems.append(p)
-    period = doc.date.strftime("%Y%m")
-    if period in ref.closed_periods:
-        problems.append(f"period {period} (closed)")
+    # A closed period is not a coding problem: the ERP refuses the posting (class erp_validation,
+    # "reopen the period or correct the date"), and it posts on replay once the period is open.
     return problems
 
 

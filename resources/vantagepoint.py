@@ -854,7 +854,8 @@ class VantagepointClient:
                 if period.closed:
                     raise ValidationError(
                         f"accounting period {period.Period} (holding {day}) is closed in Vantagepoint: reopen it "
-                        "there or correct the document date; nothing was posted", system=SYSTEM, path="Settings/Period")
+                        "there (Settings > Accounting Periods) or correct the document date in ServiceTitan, then "
+                        "`fieldledger replay`; nothing was posted", system=SYSTEM, path="Settings/Period")
                 return period.Period
         raise ValidationError(f"Vantagepoint has no accounting period for {day}: set up the period first",
                               system=SYSTEM, path="Settings/Period")

@@ -12,7 +12,7 @@ import random
 import threading
 import time
 from collections import deque
-from dataclasses import replace
+from dataclasses import MISSING, replace
 from urllib.parse import parse_qs
 
 from starlette.applications import Starlette
@@ -36,6 +36,30 @@ from simulators.servicetitan.wire import dumps, json_response, problem, problem_
 from simulators.snapshots import resumed_clock
 
 API_PREFIXES = ("/accounting/", "/crm/", "/inventory/", "/settings/", "/pricebook/", "/jpm/", "/dispatch/")
+
+
+def _patched(target, fields: dict, what: str):
+    """``target`` with ``fields`` replaced; only existing str/int/None fields, values of the same kind."""
+    for name, value in fields.items():
+        current = getattr(target, name, MISSING) if not name.startswith("_") else MISSING
+        plain = (current is None or isinstance(current, str | int)) and not isinstance(current, bool)
+        if current is MISSING or not plain or not (
+                value is None or isinstance(value, str | int) and not isinstance(value, bool)):
+            raise ValueError(f"{what} field {name!r} cannot be set to {value!r}")
+        setattr(target, name, value)
+    return target
+
+
+def patch_row(row, body: dict) -> None:
+    """Test control for bad input: ``{"set": {field: value}}`` edits a row's plain fields (names,
+    numbers, cents); ``{"items": [{field: value}, ...]}`` keeps an invoice's first len(items)
+    items, each edited (``[]`` leaves it with none). Totals are not recomputed: set them too."""
+    _patched(row, body.get("set") or {}, "record")
+    if "items" in body:
+        if not hasattr(row, "items") or not isinstance(body["items"], list) or len(body["items"]) > len(row.items):
+            raise ValueError("items: a list no longer than the record's items")
+        kept = row.items[:len(body["items"])]
+        row.items = [_patched(replace(item), patch, "item") for item, patch in zip(kept, body["items"], strict=True)]
 
 
 class RequestLimiter:
@@ -126,6 +150,7 @@ class ServiceTitanSim:
             Route("/_sim/stats", self.sim_stats, methods=["GET"]),
             Route("/_sim/faults", self.sim_faults, methods=["PUT"]),
             Route("/_sim/tokens/revoke", self.sim_revoke, methods=["POST"]),
+            Route("/_sim/tokens/issued", self.sim_issued_tokens, methods=["GET"]),
             Route("/_sim/clock", self.sim_clock, methods=["GET", "POST"]),
             Route("/_sim/webhooks", self.sim_webhooks, methods=["GET", "POST"]),
             Route("/_sim/webhooks/deliveries", self.sim_deliveries, methods=["GET"]),
@@ -216,6 +241,8 @@ class ServiceTitanSim:
                            headers={"WWW-Authenticate": "Bearer"})
         grant, why = self.issuer.verify(token)
         if grant is None:
+            if "revoked" in why:
+                self.faults.count("token_revoked")
             return problem(401, why, headers={"WWW-Authenticate": f'Bearer error="invalid_token", error_description="{why}"'})
         if grant.app_key != app_key:
             return problem(401, "The application key does not match the application the token was issued to.")
@@ -279,6 +306,11 @@ class ServiceTitanSim:
 
     async def sim_revoke(self, request: Request) -> Response:
         return json_response({"revoked": self.issuer.revoke_all()})
+
+    async def sim_issued_tokens(self, request: Request) -> Response:
+        """Every access token handed out: tests search logs and storage for them."""
+        with self.issuer._lock:
+            return json_response({"tokens": list(self.issuer.issued_tokens)})
 
     async def sim_clock(self, request: Request) -> Response:
         if request.method == "POST":
@@ -347,6 +379,10 @@ class ServiceTitanSim:
                 row.active = bool(body["active"])
             if kind == "payments" and "memo" in body:
                 row.memo = str(body["memo"])
+            try:
+                patch_row(row, body)
+            except (TypeError, ValueError) as exc:
+                return json_response({"error": str(exc)}, 400)
             data.touch(kind, row, ticks_of(self.clock.now()))
             record = render(data, kind, row, export=True)
         return json_response({"record": record})
