@@ -52,7 +52,7 @@ def test_burst_beyond_the_in_flight_limit_is_refused_503_with_retry_after_and_no
         assert acknowledged == sorted(stored) and len(inbox_rows(store)) == len(stored) + 1  # each once
 
         with httpx.Client(base_url=served.base_url, timeout=15) as client:  # ServiceTitan redelivers later
-            for event, body in refused:
+            for _event, body in refused:
                 again = client.post(f"/webhooks/servicetitan/{CONNECTION}", content=body,
                                     headers=signed_headers(secret, body))
                 assert again.status_code == 200 and again.json()["status"] == "stored", again.text
