@@ -297,10 +297,11 @@ def reconcile(
     except RemoteError as exc:
         fail(f"reconciliation of {connection} {month} stopped: {exc}", 1)
     shown = report.differing if only_differences else report.lines
-    _table(["DAY", "BUSINESS UNIT", "TYPE", ">SERVICETITAN", ">ERP", ">DIFFERENCE"],
-           [(line.day, line.business_unit, line.document_type, line.servicetitan, line.erp, line.difference)
-            for line in shown],
-           ["bold red" if line.difference else None for line in shown])
+    if shown:
+        _table(["DAY", "BUSINESS UNIT", "TYPE", ">SERVICETITAN", ">ERP", ">DIFFERENCE"],
+               [(line.day, line.business_unit, line.document_type, line.servicetitan, line.erp, line.difference)
+                for line in shown],
+               ["bold red" if line.difference else None for line in shown])
     csv_path, png_path = write_reports(report, out or settings.state_home() / "reports")
     typer.secho(report.summary(), fg=typer.colors.RED if report.differing else typer.colors.GREEN)
     typer.echo(f"wrote {csv_path}\nwrote {png_path}")

@@ -176,3 +176,18 @@ def test_init_writes_an_example_that_validates_once_copied(stack):
         assert "example" not in listed.stdout  # the .example file is never taken for a connection
     finally:
         copy.unlink()
+
+
+def test_vantagepoint_password_grant_disabled(stack):
+    from resources.vantagepoint import PASSWORD_GRANT_HELP
+
+    control = httpx.URL(stack.info["vantagepoint"]["base_url"]).copy_with(path="/_sim/password_grant")
+    httpx.put(control, json={"enabled": False}).raise_for_status()
+    try:
+        result = run_cli("ping", "--connection", "summit-mechanical")
+    finally:
+        httpx.put(control, json={"enabled": True}).raise_for_status()
+    assert result.exit_code == 1
+    found = verdicts(result.stdout)
+    assert found["ERP credentials"].startswith("FAIL") and PASSWORD_GRANT_HELP in found["ERP credentials"]
+    assert found["ERP endpoint version"].startswith("SKIP") and found["ERP reference data"].startswith("SKIP")
