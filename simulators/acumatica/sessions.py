@@ -12,6 +12,7 @@ from __future__ import annotations
 import secrets
 import threading
 import uuid
+from collections import deque
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -61,6 +62,8 @@ class SeatTable:
         self.sign_ins = 0
         self.refused = 0
         self.expired_idle = 0
+        self.revoked_by_fault = 0  # bearer tokens refused because the revoke-after fault killed them
+        self.issued: deque[str] = deque(maxlen=20_000)  # access and refresh tokens, for the secret-leak sweep
 
     # --- seats ------------------------------------------------------------------------------
     def _sweep(self, now: datetime) -> None:
@@ -100,11 +103,13 @@ class SeatTable:
         with self._lock:
             self.tokens[tok.token] = tok
             session.access_tokens.add(tok.token)
+            self.issued.append(tok.token)
             if with_refresh:
                 if session.refresh_token:
                     self.refresh_tokens.pop(session.refresh_token, None)
                 session.refresh_token = secrets.token_urlsafe(32)
                 self.refresh_tokens[session.refresh_token] = session.id
+                self.issued.append(session.refresh_token)
             return tok, session.refresh_token if with_refresh else None
 
     def session_for_refresh(self, refresh_token: str) -> Session | None:
@@ -134,6 +139,7 @@ class SeatTable:
                 return None
             if self.revoke_after > 0 and (now - tok.issued).total_seconds() >= self.revoke_after:
                 tok.revoked = True
+                self.revoked_by_fault += 1
                 return None
             s = self.sessions.get(tok.session_id)
             if s is None or s.ended:
@@ -183,6 +189,8 @@ class SeatTable:
                 "sign_ins": self.sign_ins,
                 "refused": self.refused,
                 "expired_idle": self.expired_idle,
+                "revoked_by_fault": self.revoked_by_fault,
+                "issued_tokens": list(self.issued),
                 "sessions": [
                     {"id": s.id, "user": s.user, "kind": s.kind, "created": s.created.isoformat(),
                      "last_used": s.last_used.isoformat(),

@@ -58,6 +58,7 @@ class TokenIssuer:
         self.denied_scopes = {int(k): tuple(v) for k, v in (denied_scopes or {}).items()}
         self.revoke_after = 0.0  # fault: >0 -> tokens stop working this long after issue (simulated s)
         self.stats = {"issued": 0, "invalid_client": 0, "throttled": 0}
+        self.issued_tokens: deque[str] = deque(maxlen=20_000)  # for the secret-leak sweep (/_sim/tokens/issued)
 
     def throttled(self, client_id: str) -> float | None:
         """Seconds to wait when this client asked for too many tokens in the last minute."""
@@ -88,10 +89,12 @@ class TokenIssuer:
                   "scope": list(scopes)}
         signing_input = f"{_b64(json.dumps(header).encode())}.{_b64(json.dumps(claims).encode())}"
         signature = _b64(hmac.new(self._key, signing_input.encode(), hashlib.sha256).digest())
+        token = f"{signing_input}.{signature}"
         with self._lock:
             self._grants[grant.jti] = grant
             self.stats["issued"] += 1
-        return {"access_token": f"{signing_input}.{signature}", "expires_in": self.lifetime,
+            self.issued_tokens.append(token)
+        return {"access_token": token, "expires_in": self.lifetime,
                 "token_type": "Bearer", "scope": " ".join(scopes)}
 
     def verify(self, token: str) -> tuple[Grant | None, str]:

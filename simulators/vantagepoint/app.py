@@ -491,6 +491,8 @@ async def control(ctx: Ctx, request: Request) -> Response:
     if path == "/_sim/revoke_tokens" and method == "POST":
         n = ctx.tokens.revoke_all(refresh_tokens=bool(body.get("refresh_tokens", True)))
         return json_response({"revoked": n})
+    if path == "/_sim/tokens/issued" and method == "GET":
+        return json_response({"tokens": ctx.tokens.issued_tokens()})
     if path == "/_sim/password_grant" and method == "PUT":
         ctx.tokens.allow_password_grant = bool(body.get("enabled", True))
         return json_response({"enabled": ctx.tokens.allow_password_grant})

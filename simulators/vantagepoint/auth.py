@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import secrets
 import threading
+from collections import deque
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -40,6 +41,7 @@ class TokenStore:
         self._access: dict[str, _Token] = {}
         self._refresh: dict[str, _Token] = {}
         self.counts = {"password_grants": 0, "refresh_grants": 0, "token_errors": 0, "denied": 0}
+        self.issued: deque[str] = deque(maxlen=20_000)  # access and refresh tokens, for the secret-leak sweep
 
     # --- /token --------------------------------------------------------------------------
     def grant(self, raw_form: dict[str, str]) -> tuple[int, dict]:
@@ -98,6 +100,7 @@ class TokenStore:
         with self._lock:
             self._purge(now)
             self._access[access] = _Token(now, now + timedelta(seconds=ttl), client_id)
+            self.issued.extend([access, refresh])
             if keep_refresh is None:
                 self._refresh[refresh] = _Token(
                     now, now + timedelta(seconds=self.settings.refresh_token_ttl_seconds), client_id
@@ -132,6 +135,10 @@ class TokenStore:
         with self._lock:
             self.counts["denied"] += 1
         return False
+
+    def issued_tokens(self) -> list[str]:
+        with self._lock:
+            return list(self.issued)
 
     def revoke_all(self, refresh_tokens: bool = True) -> int:
         with self._lock:
