@@ -152,7 +152,7 @@ class BadRecordCases:
         Expected: posted; the ERP shows both exactly (no mojibake, no '?')."""
         assert len(erp.customers_named(UNICODE_NAME)) == 1
         _, _, lines = erp.invoice(bad.number("unicode"))
-        assert UNICODE_LINE in lines
+        assert UNICODE_LINE in lines, lines
 
     def test_long_text_is_clipped_to_the_erp_limits_and_kept_whole_in_the_store(self, stack, bad, erp):
         """Input: a 300-character customer name (an emoji across the limit) and a 308-character item
