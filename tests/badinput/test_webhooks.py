@@ -1,0 +1,122 @@
+"""Bad webhook deliveries, against the real receiver over a socket and (where a run follows) the
+real inbox sensor and sync job.
+
+Already in the catalogue elsewhere, each asserting the status, the JSON ``{"error", "message"}`` the
+sender sees, that no secret or signature is echoed, and that nothing was stored:
+- bad signature (wrong key, tampered body, wrong encoding) and missing signature -> 401
+  ``bad_signature`` / ``missing_signature``: tests/receiver/test_receiver_http.py
+  ``test_missing_and_bad_signatures_are_refused_401``;
+- unknown connection -> 404 ``unknown_connection`` ("Check the callback URL ..."):
+  ``test_unknown_connection_is_refused_404``;
+- oversized body -> 413 ``too_large``, declared or streamed, the connection closed:
+  ``test_declared_oversize_body_is_refused_413_without_reading_it``,
+  ``test_streamed_oversize_body_is_refused_413_at_the_limit``;
+- malformed JSON / no eventType or data -> 400 ``invalid_json`` / ``missing_event_fields``:
+  ``test_not_json_or_missing_event_fields_is_refused_400``;
+- wrong content type -> 415; paused connection or no secret yet -> 503 with Retry-After;
+- a burst beyond the in-flight limit -> 503 ``busy`` with Retry-After: tests/badinput/test_receiver_burst.py.
+
+Added here: an event type fieldledger does not sync, and an event whose record was deleted in
+ServiceTitan before the run read it.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from decimal import Decimal
+
+import dagster as dg
+import httpx
+import pytest
+
+from fieldledger.instance import get_instance
+from pipelines.definitions import defs
+from pipelines.resources import FieldledgerResource
+from pipelines.servicetitan import extract
+from pipelines.servicetitan.sensors import webhook_inbox_sensor
+from receiver.server import ThreadedReceiver
+from tests.badinput.scenario import StControl, busy_day, st_client
+from tests.badinput.test_records_acumatica import AcumaticaView
+from tests.receiver.webhook_deliveries import encode, signed_headers
+
+pytestmark = pytest.mark.slow
+CONNECTION = "cascade-hvac"
+
+
+@pytest.fixture(scope="module")
+def receiver(stack):
+    served = ThreadedReceiver(os.environ["FIELDLEDGER_DATABASE_URL"]).start()
+    yield served
+    served.stop()
+
+
+def deliver(stack, receiver, event: dict) -> httpx.Response:
+    """Sign and post an event the way ServiceTitan does for this connection."""
+    secret = stack.info["servicetitan"]["tenants"][CONNECTION]["webhook_secret"]
+    body = encode(event)
+    return httpx.post(f"{receiver.base_url}/webhooks/servicetitan/{CONNECTION}", content=body,
+                      headers=signed_headers(secret, body), timeout=15)
+
+
+def run_sensor() -> list:
+    """One evaluation of the inbox sensor, and the runs it requests executed as the daemon would."""
+    resource = FieldledgerResource(database_url=os.environ["FIELDLEDGER_DATABASE_URL"])
+    with dg.build_sensor_context(instance=get_instance(), resources={"fieldledger": resource}) as ctx:
+        result = webhook_inbox_sensor(ctx)
+    requests = list(getattr(result, "run_requests", None) or [])
+    job = defs.resolve_job_def("sync")
+    for request in requests:
+        outcome = job.execute_in_process(partition_key=request.partition_key, instance=get_instance(),
+                                         tags=request.tags, raise_on_error=False)
+        assert outcome.success, request.partition_key
+    return requests
+
+
+def inbox_row(store, event_id: str) -> dict:
+    with store.transaction() as conn:
+        return conn.execute("SELECT * FROM inbox WHERE connection = %s AND event_id = %s",
+                            (CONNECTION, event_id)).fetchone()
+
+
+def test_unknown_event_type_is_acknowledged_then_ignored_with_the_reason(stack, receiver):
+    """Input: a correctly signed event of a type fieldledger does not sync ("technician.shift.updated").
+    Expected: 200 ``stored`` (a refusal would only make ServiceTitan redeliver it at 10/30/60/300 s
+    and list it as a failed event), then the inbox sensor marks it ``ignored`` with "event type
+    'technician.shift.updated' does not name a document date"; no run is requested, nothing posted."""
+    event = {"eventId": str(uuid.uuid4()), "eventType": "technician.shift.updated", "tenantId": 1000001,
+             "createdOn": "2026-11-03T14:05:00Z", "data": {"id": 4242, "name": "Day shift"}}
+    answer = deliver(stack, receiver, event)
+    assert answer.status_code == 200 and answer.json() == {"status": "stored", "eventId": event["eventId"]}
+    assert run_sensor() == []
+    row = inbox_row(stack.store, event["eventId"])
+    assert (row["state"], row["detail"]) == ("ignored", "event type 'technician.shift.updated' does not name "
+                                                        "a document date")
+    assert stack.store.records(CONNECTION) == []
+
+
+def test_event_for_a_record_deleted_before_the_run_posts_nothing_and_does_not_retry(stack, receiver):
+    """Input: "invoice.created" for an invoice that is deleted in ServiceTitan after the webhook and
+    before the run reads the day. Expected: the run requested for that day succeeds and posts the
+    day's other invoices; the deleted one never enters the sync store (no failed record, so no
+    retry loop) and is not in the ERP; the inbox event is ``processed`` ("run requested")."""
+    day = busy_day()
+    with st_client(stack.info, CONNECTION) as client:
+        invoices = [i for i in extract.day_records(client, "invoice", day) if Decimal(i["total"]) > 0]
+    victim, other = invoices[0], invoices[1]
+    event = {"eventId": str(uuid.uuid4()), "eventType": "invoice.created", "tenantId": 1000001,
+             "createdOn": f"{day}T15:00:00Z",
+             "data": {"id": victim["id"], "referenceNumber": victim["referenceNumber"], "total": victim["total"],
+                      "invoiceDate": victim["invoiceDate"]}}
+    assert deliver(stack, receiver, event).status_code == 200
+    StControl(stack.info, CONNECTION).delete("invoices", victim["id"])  # gone before the run reads it
+
+    requests = run_sensor()
+    assert [str(r.partition_key) for r in requests] == [f"{CONNECTION}|{day}"]
+    row = inbox_row(stack.store, event["eventId"])
+    assert (row["state"], row["detail"]) == ("processed", "run requested")
+    assert stack.store.records(CONNECTION, source_type="invoice", source_id=str(victim["id"])) == []
+    erp = AcumaticaView(stack.info)
+    assert erp.invoice(victim["referenceNumber"]) is None
+    assert erp.invoices([other["referenceNumber"]]) == {other["referenceNumber"]: 1}
+    assert stack.store.records(CONNECTION, statuses=["failed"]) == []  # nothing left to retry
