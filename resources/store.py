@@ -28,6 +28,7 @@ MIGRATION_LOCK_ID = 7_401_200_101  # advisory lock held while migrating
 
 RECORD_STATUSES = ("pending", "posted", "skipped", "quarantined", "failed", "needs_review", "superseded")
 OPEN_FAILURE_STATUSES = ("quarantined", "failed", "needs_review")
+STRANDED_AFTER_SECONDS = 90.0  # a pending record unclaimed this long was left behind by a failed run
 
 
 @dataclass(frozen=True)
@@ -396,13 +397,18 @@ class SyncStore:
                 before_commit()
         return Record.from_row(row)
 
-    def due_retry_partitions(self, limit: int = 100) -> list[tuple[str, date]]:
-        """(connection, business day) pairs holding failed records whose backoff has passed."""
+    def due_retry_partitions(self, limit: int = 100, stranded_after: float = STRANDED_AFTER_SECONDS
+                             ) -> list[tuple[str, date]]:
+        """(connection, business day) pairs holding failed records whose backoff has passed, or
+        pending records nobody has claimed for ``stranded_after`` seconds: their run stopped
+        before posting them (a step failed when the database restarted, say) and nothing else
+        would ever request their day again."""
         with self.transaction() as conn:
             rows = conn.execute(
-                "SELECT DISTINCT connection, business_date FROM records WHERE status = 'failed' "
-                "AND next_attempt_at IS NOT NULL AND next_attempt_at <= now() AND business_date IS NOT NULL "
-                "ORDER BY 1, 2 LIMIT %s", (limit,),
+                "SELECT DISTINCT connection, business_date FROM records WHERE business_date IS NOT NULL AND ("
+                "(status = 'failed' AND next_attempt_at IS NOT NULL AND next_attempt_at <= now()) OR "
+                "(status = 'pending' AND updated_at < now() - make_interval(secs => %s) "
+                "AND (claimed_until IS NULL OR claimed_until < now()))) ORDER BY 1, 2 LIMIT %s", (stranded_after, limit),
             ).fetchall()
         return [(r["connection"], r["business_date"]) for r in rows]
 
