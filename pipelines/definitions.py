@@ -26,4 +26,7 @@ defs = dg.Definitions(
     sensors=[webhook_inbox_sensor, retry_failed_records_sensor, erp_changes_sensor, erp_existence_check_sensor],
     schedules=[servicetitan_catch_up, reference_schedule],
     resources={"fieldledger": FieldledgerResource()},
+    # Runs the UI or an asset backfill launches (the implicit asset job) execute in process like the
+    # sync job: the default multiprocess executor started a process per step, ~10 s each (bench/backfill_year.py).
+    executor=dg.in_process_executor,
 )
