@@ -20,6 +20,7 @@ from urllib.parse import quote
 from mappings.canonical import CENT, APBill, ARInvoice, CashReceipt, Coding, Line, Party
 from mappings.connection import Connection
 from posting.adapter import Document, ErpChange, Existing, ReferenceData, References
+from posting.text_limits import clip
 from resources.acumatica import SYSTEM, AcumaticaClient, odata_string
 from resources.http import ConflictError, NotFoundError, RemoteError
 from resources.vault import Vault
@@ -30,6 +31,9 @@ ZERO = Decimal("0.00")
 # are never cut: a clipped reference could match another document, so the ERP refuses it instead.
 LIMITS = {"name": 255, "description": 256, "address_line": 50, "city": 50, "state": 50, "postal_code": 20,
           "email": 255}
+# The same widths by canonical text field (posting/text_limits.py): descriptions and memos all land
+# in 256-unit Description / TransactionDescription columns.
+TEXT_LIMITS = {**LIMITS, "memo": LIMITS["description"], "line": LIMITS["description"]}
 DEFAULT_SUBACCOUNT = "000-000"
 
 # ServiceTitan payment type -> Acumatica payment method.
@@ -100,21 +104,6 @@ PARTIES = {"customer": ("Customer", "CustomerID", "CustomerName"), "vendor": ("V
 
 
 # --- small pure helpers -----------------------------------------------------------------------
-
-def clip(text: str | None, limit: int) -> str | None:
-    """At most ``limit`` UTF-16 code units (how Acumatica measures nvarchar), never splitting a
-    character; any Unicode passes through."""
-    if text is None:
-        return None
-    used, end = 0, 0
-    for ch in text:
-        width = 2 if ord(ch) > 0xFFFF else 1
-        if used + width > limit:
-            break
-        used += width
-        end += 1
-    return text[:end]
-
 
 def or_filters(conditions: list[str], max_conditions: int, max_chars: int = 1500) -> Iterable[str]:
     """The conditions OR-ed into as few $filter texts as fit: at most ``max_conditions`` each and
@@ -282,6 +271,7 @@ class AcumaticaAdapter:
     coding_dimensions = ("branch", "subaccount")
     lookup_chunk = 25  # OR-ed conditions per $filter request
     parallelism = 1
+    text_limits = TEXT_LIMITS
 
     def __init__(self, client: AcumaticaClient):
         self.client = client

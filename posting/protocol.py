@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 
 from mappings.canonical import Party, document_from_json
 from posting.adapter import ErpAdapter, Existing
+from posting.text_limits import clipped_fields
 from resources.http import AuthError, ConflictError, NotFoundError, RemoteError, TransientError, ValidationError
 from resources.redaction import redact
 from resources.store import Record, SyncStore
@@ -177,7 +178,7 @@ class Poster:
                 if party.source_id in found:
                     self._done(record, found[party.source_id], "found_existing", summary)
                 else:
-                    self._done(record, self.adapter.create_party(party), "created", summary)
+                    self._done(record, self.adapter.create_party(party), "created", summary, party)
             except AuthError:
                 raise
             except RemoteError as exc:
@@ -213,11 +214,11 @@ class Poster:
                 if existing is not None and existing.updatable:
                     # saved by an earlier attempt but never released/posted: finish it, don't duplicate it
                     self._done(record, self.adapter.update_document(doc, existing, self.refs), "completed_existing",
-                               summary)
+                               summary, doc)
                 elif existing is not None:
                     self._done(record, existing.key, "found_existing", summary)
                 else:
-                    self._done(record, self.adapter.create_document(doc, self.refs), "created", summary)
+                    self._done(record, self.adapter.create_document(doc, self.refs), "created", summary, doc)
             except AuthError:
                 raise
             except (RemoteError, DependencyMissing) as exc:
@@ -233,7 +234,7 @@ class Poster:
                 existing = Existing(key=prior.target_key, updatable=False)
             if existing.updatable:
                 key = self.adapter.update_document(doc, existing, self.refs)
-                self._done(record, key, "updated", summary)
+                self._done(record, key, "updated", summary, doc)
                 return
         except AuthError:
             raise
@@ -252,9 +253,13 @@ class Poster:
 
     # --- outcomes --------------------------------------------------------------------------
 
-    def _done(self, record: Record, key: str, how: str, summary: PostingSummary) -> None:
+    def _done(self, record: Record, key: str, how: str, summary: PostingSummary, doc=None) -> None:
+        """Posted: status, key and audit row in one step. Text the ERP could not hold in full
+        (``text_limits``) is named in the audit row with its full text."""
+        clipped = clipped_fields(doc, getattr(self.adapter, "text_limits", {})) if doc is not None else []
         self.store.record_outcome(record.id, "posted", step="posted", outcome=how, target_key=key,
-                                  id_map_entity=ID_MAP_ENTITY[record.source_type], run_id=self.run_id)
+                                  id_map_entity=ID_MAP_ENTITY[record.source_type], run_id=self.run_id,
+                                  detail={"clipped": clipped} if clipped else None)
         summary.count("found_existing" if how == "found_existing" else "posted")
         self.on_progress(1)
 

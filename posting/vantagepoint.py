@@ -24,8 +24,8 @@ from decimal import Decimal
 
 from mappings.canonical import CENT, APBill, ARInvoice, CashReceipt, Coding, Line, Party
 from mappings.connection import Connection
-from posting.acumatica import clip  # UTF-16-aware truncation; belongs in shared posting code (see report)
 from posting.adapter import Document, ErpChange, Existing, ReferenceData, References
+from posting.text_limits import clip
 from resources.http import ConflictError, RemoteError, ValidationError
 from resources.vantagepoint import (
     SYSTEM,
@@ -51,6 +51,10 @@ SECRETS = ("client_id", "client_secret", "username", "password")
 # these are conservative. References are never cut: a clipped reference could match another.
 LIMITS = {"name": 255, "address_line": 255, "city": 50, "state": 50, "postal_code": 20, "email": 255,
           "line": 40, "file": 40, "comment": 255}
+# The same widths by canonical text field (posting/text_limits.py): a document's description and a
+# payment's memo become the TransComment, each line's description the line's Description.
+TEXT_LIMITS = {**{k: LIMITS[k] for k in ("name", "address_line", "city", "state", "postal_code", "email", "line")},
+               "description": LIMITS["comment"], "memo": LIMITS["comment"]}
 # Vantagepoint wants its canonical country names, not ISO codes; unknown ones are left out.
 COUNTRY_NAMES = {"us": "United States", "usa": "United States", "united states": "United States",
                  "united states of america": "United States", "ca": "Canada", "can": "Canada",
@@ -261,6 +265,7 @@ class VantagepointAdapter:
     kind = "vantagepoint"
     coding_dimensions = ("project", "organization")
     parallelism = 4  # documents posted at once by the protocol (Vantagepoint documents no limit; be polite)
+    text_limits = TEXT_LIMITS
 
     def __init__(self, client: VantagepointClient, scope: str, ar_account: str):
         self.client = client

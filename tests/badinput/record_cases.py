@@ -45,6 +45,11 @@ def utf16_prefix(text: str, units: int) -> str:
     return out
 
 
+def posted_detail(store, connection: str, source_type: str, source_id: str) -> dict:
+    [posted] = [a for a in store.audit_trail(connection, source_type, source_id) if a["step"] == "posted"]
+    return posted["detail"]
+
+
 class BadRecordCases:
     connection: str
     erp_kind: str
@@ -155,9 +160,11 @@ class BadRecordCases:
         assert UNICODE_LINE in lines, lines
 
     def test_long_text_is_clipped_to_the_erp_limits_and_kept_whole_in_the_store(self, stack, bad, erp):
-        """Input: a 300-character customer name (an emoji across the limit) and a 308-character item
-        description. Expected: posted, each cut at the ERP's column limit on a whole character (UTF-16
-        code units, never half a surrogate pair); the sync store keeps the full text for the audit."""
+        """Input: a 300-character customer name (303 UTF-16 units, an emoji across the limit) and a
+        308-character item description. Expected: posted, each cut at the ERP's column limit on a whole
+        character (UTF-16 code units, never half a surrogate pair); the "posted" audit row lists each
+        cut field with its full text (posting/text_limits.py, the same for every ERP), and the record
+        keeps the ServiceTitan payload."""
         clipped = utf16_prefix(LONG_NAME, self.name_limit)
         assert len(erp.customers_named(clipped)) == 1
         _, _, lines = erp.invoice(bad.number("long"))
@@ -166,6 +173,12 @@ class BadRecordCases:
         assert customer.status == "posted" and customer.payload["source"]["name"] == LONG_NAME
         invoice = latest(stack.store, self.connection, "invoice", bad.source_id("long"))
         assert invoice.payload["document"]["lines"][0]["description"] == LONG_LINE
+        # the "posted" audit rows say what was cut, with the full text
+        assert posted_detail(stack.store, self.connection, "customer", bad.customer_id("long"))["clipped"] == [
+            {"field": "name", "length": 303, "kept": self.name_limit, "full_text": LONG_NAME}]
+        assert {"field": "lines[0].description", "length": len(LONG_LINE), "kept": self.line_limit,
+                "full_text": LONG_LINE} in posted_detail(stack.store, self.connection, "invoice",
+                                                         bad.source_id("long"))["clipped"]
 
     def test_hostile_name_creates_exactly_one_customer(self, stack, bad, erp):
         """Input: a customer named "O'Brien) or (1 eq 1" (a filter injection). Expected: the lookup by
