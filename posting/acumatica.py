@@ -33,7 +33,8 @@ LIMITS = {"name": 255, "description": 256, "address_line": 50, "city": 50, "stat
           "email": 255}
 # The same widths by canonical text field (posting/text_limits.py): descriptions and memos all land
 # in 256-unit Description / TransactionDescription columns.
-TEXT_LIMITS = {**LIMITS, "memo": LIMITS["description"], "line": LIMITS["description"]}
+TEXT_LIMITS = {**LIMITS, "memo": LIMITS["description"], "line": LIMITS["description"],
+               "invoice_reference": 40, "payment_reference": 40, "bill_reference": 40}  # CustomerOrder, PaymentRef, VendorRef
 DEFAULT_SUBACCOUNT = "000-000"
 
 # ServiceTitan payment type -> Acumatica payment method.

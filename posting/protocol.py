@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 
 from mappings.canonical import Party, document_from_json
 from posting.adapter import ErpAdapter, Existing
-from posting.text_limits import clipped_fields
+from posting.text_limits import clipped_fields, reference_problem
 from resources.http import AuthError, ConflictError, NotFoundError, RemoteError, TransientError, ValidationError
 from resources.redaction import redact
 from resources.store import Record, SyncStore
@@ -210,6 +210,9 @@ class Poster:
         def post_document(record: Record) -> None:
             doc = docs[record.id]
             try:
+                too_long = reference_problem(doc, getattr(self.adapter, "text_limits", {}), self.adapter.kind)
+                if too_long:
+                    raise ValidationError(too_long, system=self.adapter.kind)
                 existing = found.get(doc.source_id)
                 if existing is not None and existing.updatable:
                     # saved by an earlier attempt but never released/posted: finish it, don't duplicate it

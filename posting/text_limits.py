@@ -4,9 +4,11 @@ never split), and say what was cut. The posting protocol writes ``clipped_fields
 "posted" audit row, full text included, so nothing a person typed in ServiceTitan is lost.
 
 References (invoice numbers, payment references) are never cut: a clipped reference could match
-another document, so the ERP refuses it instead and the record fails with its message.
+another document. A reference longer than the ERP keeps fails before anything is sent, with the
+same message for every ERP (``reference_problem``).
 
-Each adapter declares ``text_limits``: the column width for each canonical text field below.
+Each adapter declares ``text_limits``: the column width for each canonical text field below, and
+for ``<source type>_reference``.
 """
 
 from __future__ import annotations
@@ -53,3 +55,14 @@ def clipped_fields(doc, limits: Mapping[str, int]) -> list[dict]:
         if limit is not None and utf16_units(text) > limit:
             out.append({"field": path, "length": utf16_units(text), "kept": limit, "full_text": text})
     return out
+
+
+def reference_problem(doc, limits: Mapping[str, int], erp_kind: str) -> str | None:
+    """Why ``doc``'s external reference cannot go to the ERP as it is, or None."""
+    reference = getattr(doc, "external_ref", None)
+    limit = limits.get(f"{doc.source_type}_reference")
+    if not reference or limit is None or utf16_units(reference) <= limit:
+        return None
+    return (f"{doc.source_type} {doc.source_id}: its reference {reference!r} is {utf16_units(reference)} characters; "
+            f"{erp_kind} keeps at most {limit} and a reference is never cut (a cut one could match another "
+            "document). Fix: shorten it in ServiceTitan, then `fieldledger replay`")

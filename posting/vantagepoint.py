@@ -265,7 +265,6 @@ class VantagepointAdapter:
     kind = "vantagepoint"
     coding_dimensions = ("project", "organization")
     parallelism = 4  # documents posted at once by the protocol (Vantagepoint documents no limit; be polite)
-    text_limits = TEXT_LIMITS
 
     def __init__(self, client: VantagepointClient, scope: str, ar_account: str):
         self.client = client
@@ -274,6 +273,13 @@ class VantagepointAdapter:
         self._periods: list[Period] | None = None
         self._banks: dict[str, str] | None = None
         self._vendor_length: int | None = None
+
+    @property
+    def text_limits(self) -> dict[str, int]:
+        """TEXT_LIMITS plus the references: invoice and receipt numbers are RefnoLength long at most,
+        a voucher's vendor invoice number 50."""
+        refno = self.client.refno_length
+        return {**TEXT_LIMITS, "invoice_reference": refno, "payment_reference": refno, "bill_reference": 50}
 
     @classmethod
     def open(cls, conn: Connection, vault: Vault) -> VantagepointAdapter:

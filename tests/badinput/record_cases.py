@@ -20,6 +20,7 @@ from tests.badinput.scenario import (
     HOSTILE_NAME,
     LONG_LINE,
     LONG_NAME,
+    LONG_REF,
     NEGATIVE_CENTS,
     UNICODE_LINE,
     UNICODE_NAME,
@@ -56,6 +57,7 @@ class BadRecordCases:
     credit_memo_type: str  # how the ERP shows a negative invoice
     name_limit: int
     line_limit: int
+    reference_limit: int  # an invoice number
 
     def erp_view(self, stack) -> ErpView:
         raise NotImplementedError
@@ -180,6 +182,19 @@ class BadRecordCases:
                 "full_text": LONG_LINE} in posted_detail(stack.store, self.connection, "invoice",
                                                          bad.source_id("long"))["clipped"]
 
+    def test_reference_longer_than_the_erp_keeps_fails_before_anything_is_sent(self, stack, bad, erp):
+        """Input: an invoice numbered with 45 characters. Expected: never cut (a cut number could match
+        another invoice): the record fails, class erp_validation, "invoice N: its reference '...' is 45
+        characters; <erp> keeps at most L and a reference is never cut (...). Fix: shorten it in
+        ServiceTitan, then `fieldledger replay`", the same words for every ERP; nothing posted."""
+        record = latest(stack.store, self.connection, "invoice", bad.source_id("long_ref"))
+        assert (record.status, record.error_class) == ("failed", "erp_validation")
+        assert record.error_message.startswith(
+            f"invoice {bad.source_id('long_ref')}: its reference '{LONG_REF}' is 45 characters; {self.erp_kind} "
+            f"keeps at most {self.reference_limit} and a reference is never cut (a cut one could match another "
+            "document). Fix: shorten it in ServiceTitan, then `fieldledger replay`")
+        assert erp.invoices([LONG_REF]) == {}
+
     def test_hostile_name_creates_exactly_one_customer(self, stack, bad, erp):
         """Input: a customer named "O'Brien) or (1 eq 1" (a filter injection). Expected: the lookup by
         name matches nothing else, one ERP customer is created with that exact name, the invoice posts."""
@@ -189,12 +204,13 @@ class BadRecordCases:
     # --- after the fixes: replay posts every refused record exactly once -----------------------------
 
     def test_after_the_fixes_replay_posts_each_refused_record_exactly_once(self, stack, replayed, erp):
-        """Fixes: the customer named again, the items restored, the mapping corrected. Expected:
+        """Fixes: the customer named again, the items restored, the invoice number shortened, the mapping
+        corrected. Expected:
         `prepare_replay` + `run_partitions` post each once (audited "replayed" where re-mapped), a
         second replay posts nothing more."""
         bad = replayed
-        numbers = {bad.number(r) for r in ("nameless", "no_lines", "paid")} | bad.unknown_gl
-        for role in ("nameless", "no_lines", "paid", "gl"):
+        numbers = {bad.number(r) for r in ("nameless", "no_lines", "paid", "long_ref")} | bad.unknown_gl
+        for role in ("nameless", "no_lines", "paid", "gl", "long_ref"):
             record = latest(stack.store, self.connection, "invoice", bad.source_id(role))
             assert record.status == "posted", (role, record.error_message)
         assert latest(stack.store, self.connection, "customer", bad.customer_id("nameless")).status == "posted"

@@ -34,6 +34,7 @@ LONG_LINE = "Wartung " + "Ü" * 300
 UNKNOWN_ACCOUNT = "51500"  # where a wrong mapping line sends ServiceTitan GL 51000: in neither ERP
 MAPPED_GL = "51000"  # a ServiceTitan GL account no seeded invoice item uses
 NEGATIVE_CENTS = -12345
+LONG_REF = "INV-" + "7" * 41  # 45 characters: more than Acumatica (40) or Vantagepoint (12) keeps
 
 
 class ErpView(Protocol):
@@ -135,10 +136,10 @@ def break_day(info: dict, connection: str, day: date) -> BadDay:
     # the other roles: positive invoices on the day, each the only document of its customer that day
     candidates = [i for i in invoices if i["id"] not in taken and uses[i["customer"]["id"]] == 1
                   and Decimal(i["total"]) > 0 and i.get("items") and i["id"] not in applied]
-    for role, invoice in zip(("nameless", "no_lines", "zero", "negative", "unicode", "long", "hostile", "gl"),
-                             candidates, strict=False):
+    for role, invoice in zip(("nameless", "no_lines", "zero", "negative", "unicode", "long", "hostile", "gl",
+                              "long_ref"), candidates, strict=False):
         bad.roles[role] = invoice
-    assert len(bad.roles) == 9, f"{day} has too few invoices for the scenario ({len(candidates)} candidates)"
+    assert len(bad.roles) == 10, f"{day} has too few invoices for the scenario ({len(candidates)} candidates)"
     st = StControl(info, connection)
     for role in ("nameless", "unicode", "long", "hostile"):
         cid = bad.customer_id(role)
@@ -158,6 +159,7 @@ def break_day(info: dict, connection: str, day: date) -> BadDay:
     assert first["description"] != UNICODE_LINE
     st.patch("invoices", bad.source_id("long"), items=[{"description": LONG_LINE}]
              + [{} for _ in bad.roles["long"]["items"][1:]])
+    st.patch("invoices", bad.source_id("long_ref"), set={"number": LONG_REF})
     st.patch("invoices", bad.source_id("gl"), items=[{"account": MAPPED_GL}] + [{} for _ in bad.roles["gl"]["items"][1:]])
     # a mapping line sends ServiceTitan GL 51000 to an account the ERP does not have
     path = connections_dir() / f"{connection}.yaml"
@@ -177,8 +179,9 @@ def break_day(info: dict, connection: str, day: date) -> BadDay:
 
 def fix_day(info: dict, bad: BadDay) -> None:
     """Undo the damage that a person would fix: the nameless customer, the invoices without lines,
-    the mapping. (Zero, negative, non-ASCII and long records are not errors.)"""
+    the over-long invoice number, the mapping. (Zero, negative, non-ASCII and long texts are not errors.)"""
     st = StControl(info, bad.connection)
+    st.patch("invoices", bad.source_id("long_ref"), set={"number": bad.number("long_ref")})
     st.patch("customers", bad.customer_id("nameless"), set={"name": bad.names[bad.customer_id("nameless")]})
     for role in ("no_lines", "paid"):
         invoice = bad.roles[role]

@@ -47,6 +47,7 @@ class TestAcumaticaBadRecords(BadRecordCases):
     credit_memo_type = "Credit Memo"
     name_limit = 255  # Customer.CustomerName nvarchar(255)
     line_limit = 256  # ARTran.TranDesc nvarchar(256)
+    reference_limit = 40  # CustomerOrder
 
     def erp_view(self, stack) -> AcumaticaView:
         return AcumaticaView(stack.info)

@@ -62,6 +62,7 @@ class TestVantagepointBadRecords(BadRecordCases):
     credit_memo_type = "IN"  # Vantagepoint has no credit memo type: an AR invoice with negative amounts
     name_limit = 255  # CL.Name
     line_limit = 40  # transaction line Description
+    reference_limit = 12  # RefnoLength of the simulated database
 
     def erp_view(self, stack) -> VantagepointView:
         return VantagepointView(stack.info)
