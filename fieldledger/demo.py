@@ -1,11 +1,20 @@
 """`make demo`: everything, live, on this machine. Starts the embedded PostgreSQL, the three
 simulators in live mode, the webhook receiver, the Dagster webserver and daemon on one instance;
 sets up the demo connections; backfills the last 30 days; then prints a status line every few
-seconds until Ctrl-C, when it stops every process it started. Running it again resumes."""
+seconds until Ctrl-C, when it stops every process it started.
+
+Running it again resumes: the simulators keep their state in ``<state>/simulators/`` (see
+simulators/snapshots.py), so the sync store's records, id map and audit still match what the
+ERPs hold; live mode continues from the saved clock and the catch-up picks up what changed while
+the demo was stopped. ``fieldledger demo --fresh`` starts the books over.
+
+Ports: the receiver on 8800, the simulators on 8801-8803, the Dagster UI on 3000; the
+environment variables FIELDLEDGER_DEMO_PORT_BASE and FIELDLEDGER_DEMO_UI_PORT move them (tests)."""
 
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -17,8 +26,7 @@ from pathlib import Path
 from fieldledger import settings
 from fieldledger.instance import PROJECT_ROOT, prepare_environment
 
-PORT_BASE = 8800
-RECEIVER_PORT = 8800
+PORT_BASE = 8800  # the receiver listens here, the simulators on PORT_BASE+1..3
 UI_PORT = 3000
 DEMO_CONNECTIONS = ("cascade-hvac", "summit-mechanical")
 
@@ -79,11 +87,18 @@ def _bin(name: str) -> str:
     return str(Path(sys.executable).parent / name)
 
 
-def _wait_for(path: Path, timeout: float, what: str) -> None:
+def _wait_for(path: Path, timeout: float, what: str, proc: subprocess.Popen | None = None,
+              log: Path | None = None) -> None:
+    """Until ``path`` exists; when the process that writes it ends first, its last log lines say why."""
+    log = log or path.parent / "logs"
     deadline = time.monotonic() + timeout
     while not path.exists():
+        if proc is not None and proc.poll() is not None:
+            tail = log.read_text(errors="replace").strip().splitlines()[-3:] if log.is_file() else []
+            raise SystemExit(f"{what} stopped at start (exit {proc.returncode}):\n  " + "\n  ".join(tail)
+                             + f"\nsee {log}")
         if time.monotonic() > deadline:
-            raise SystemExit(f"{what} did not start within {timeout:.0f} s; see {path.parent}/logs")
+            raise SystemExit(f"{what} did not start within {timeout:.0f} s; see {log}")
         time.sleep(0.2)
 
 
@@ -115,20 +130,42 @@ def status_line(store) -> str:
             f"pending {counts.get('pending', 0)} | retrying {counts.get('retrying', 0)} | failures {failures}")
 
 
-def start_books_over(store) -> None:
-    """The simulators keep their data in memory, so each demo starts them fresh: records, id map
-    and audit from an earlier demo would point at documents the fresh ERPs do not have. Secrets and
-    connection files are kept; Dagster's run history stays for reference."""
+def start_books_over(store, why: str) -> None:
+    """Records, id map and audit from an earlier demo would point at documents fresh simulators
+    do not have, so they go with them. Secrets and connection files are kept; Dagster's run
+    history stays for reference."""
     with store.transaction() as conn:
         had = conn.execute("SELECT count(*) AS n FROM records").fetchone()["n"]
         if had:
             conn.execute("TRUNCATE records, id_map, audit, inbox, cursors RESTART IDENTITY")
     if had:
-        print(f"  the simulators start fresh each time, so the books start over ({had} old records cleared)")
+        print(f"  {why}: the books start over ({had} old records cleared)")
 
 
-def run_demo(days: int = 30, live_rate: float = 20.0) -> None:
+def resume_or_start_over(store, sim_state: Path, fresh: bool) -> bool:
+    """True when the simulators resume from their snapshots (the sync store is kept as it is);
+    otherwise they start fresh and so do the books. A snapshot this version cannot read stops the
+    demo with the way out (``--fresh``) rather than silently throwing the state away."""
+    from simulators.snapshots import SnapshotError, check_directory
+
+    if fresh:
+        shutil.rmtree(sim_state, ignore_errors=True)
+    try:
+        found = check_directory(sim_state)
+    except SnapshotError as exc:
+        raise SystemExit(f"fieldledger demo: {exc}") from None
+    if found:
+        print(f"  resuming: the simulators continue from {sim_state}, the books from the sync store")
+        return True
+    start_books_over(store, "starting over (--fresh)" if fresh else "the simulators start fresh")
+    return False
+
+
+def run_demo(days: int = 30, live_rate: float = 20.0, fresh: bool = False) -> None:
     home = settings.ensure_state_home()
+    port_base = int(os.environ.get("FIELDLEDGER_DEMO_PORT_BASE", PORT_BASE))
+    ui_port = int(os.environ.get("FIELDLEDGER_DEMO_UI_PORT", UI_PORT))
+    sim_state = home / "simulators"
     log_dir = home / "logs"
     log_dir.mkdir(exist_ok=True)
     from resources.database import database_url
@@ -149,24 +186,25 @@ def run_demo(days: int = 30, live_rate: float = 20.0) -> None:
     # explicit handlers: a shell that starts the demo in the background ignores SIGINT otherwise
     signal.signal(signal.SIGINT, interrupt)
     signal.signal(signal.SIGTERM, interrupt)
-    start_books_over(store)
     try:
+        resume_or_start_over(store, sim_state, fresh)
         info = settings.sim_info_path()
         info.unlink(missing_ok=True)
-        procs.start("simulators", [_bin("fieldledger"), "sim", "up", "--port-base", str(PORT_BASE), "--live",
-                                   "--rate", str(live_rate), "--info-file", str(info),
-                                   "--option", "tier=trial", "--option", "seats=8", "--option", "release_seconds=0.2"])
-        _wait_for(info, 60, "the simulators")
-        procs.start("receiver", [_bin("fieldledger"), "receiver", "run", "--port", str(RECEIVER_PORT)])
-        _wait_http(f"http://127.0.0.1:{RECEIVER_PORT}/healthz", 60, "the receiver")
+        sims = procs.start("simulators", [
+            _bin("fieldledger"), "sim", "up", "--port-base", str(port_base), "--live", "--rate", str(live_rate),
+            "--info-file", str(info), "--option", "tier=trial", "--option", "seats=8",
+            "--option", "release_seconds=0.2", "--option", f"state_dir={sim_state}"])
+        _wait_for(info, 60, "the simulators", sims, log_dir / "simulators.log")
+        procs.start("receiver", [_bin("fieldledger"), "receiver", "run", "--port", str(port_base)])
+        _wait_http(f"http://127.0.0.1:{port_base}/healthz", 60, "the receiver")
         from fieldledger.demo_setup import init_demo
 
-        init_demo(info, Vault(store), f"http://127.0.0.1:{RECEIVER_PORT}")
+        init_demo(info, Vault(store), f"http://127.0.0.1:{port_base}")
         workspace = str(PROJECT_ROOT / "workspace.yaml")
         procs.start("dagster-webserver", [_bin("dagster-webserver"), "-w", workspace, "-h", "127.0.0.1",
-                                          "-p", str(UI_PORT)], env)
+                                          "-p", str(ui_port)], env)
         procs.start("dagster-daemon", [_bin("dagster-daemon"), "run", "-w", workspace], env)
-        _wait_http(f"http://127.0.0.1:{UI_PORT}/server_info", 120, "the Dagster webserver")
+        _wait_http(f"http://127.0.0.1:{ui_port}/server_info", 120, "the Dagster webserver")
         today = datetime.now(UTC).date()
         start = today - timedelta(days=days - 1)
         backfill = " && ".join(
@@ -174,13 +212,13 @@ def run_demo(days: int = 30, live_rate: float = 20.0) -> None:
         procs.start("backfill", ["/bin/sh", "-c", backfill], env)
         sim = __import__("json").loads(info.read_text())
         print(f"""
-  Dagster UI      http://127.0.0.1:{UI_PORT}
-  receiver        http://127.0.0.1:{RECEIVER_PORT}/webhooks/servicetitan/<connection>
+  Dagster UI      http://127.0.0.1:{ui_port}
+  receiver        http://127.0.0.1:{port_base}/webhooks/servicetitan/<connection>
   ServiceTitan    {sim['servicetitan']['base_url']}
   Acumatica       {sim['acumatica']['base_url']}
   Vantagepoint    {sim['vantagepoint']['base_url']}
   backfill        last {days} days for {', '.join(DEMO_CONNECTIONS)} (log: {log_dir}/backfill.log)
-  Ctrl-C stops everything; `make demo` again resumes.
+  Ctrl-C stops everything; `make demo` again resumes (`fieldledger demo --fresh` starts over).
 """)
         while not stop.wait(5):
             print(status_line(store), flush=True)

@@ -200,6 +200,9 @@ class Persistence:
                 log.exception("%s: writing %s failed", self.name, self.path)
 
     def start(self) -> Persistence:
+        """Call once the state is built (generated or restored): it is written at once, so a kill
+        right after the first start still resumes the same generated data."""
+        self.flush(self.mark())
         if self._thread is None and self.interval > 0:
             self._thread = threading.Thread(target=self._periodic, name=f"{self.name}-snapshots", daemon=True)
             self._thread.start()

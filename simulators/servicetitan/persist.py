@@ -19,6 +19,7 @@ from __future__ import annotations
 import heapq
 import itertools
 import time
+import weakref
 from typing import TYPE_CHECKING
 
 from simulators.snapshots import Persistence, Saved, frozen, persistence_for, thawed
@@ -28,6 +29,7 @@ if TYPE_CHECKING:
     from simulators.servicetitan.app import ServiceTitanSim
 
 UNCLEAN_ID_GAP = 1000
+_serialized: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # TenantData -> {(kind, id): (seq, bytes)}
 DATA_OPTIONS = ("contractors", "days", "invoices_per_day", "customers", "purchase_orders_per_day")
 
 
@@ -43,8 +45,7 @@ def capture(sim: ServiceTitanSim) -> dict:
     for tenant_id, data in sim.tenants.items():
         with data.lock:
             tenants[tenant_id] = frozen({
-                "changed": {kind: [row for row in table.rows.values() if row.seq > data.seed_seq]
-                            for kind, table in data.tables.items()},
+                "changed": {kind: _changed_rows(data, kind) for kind in data.tables},
                 "balances": {c.id: c.balance for c in data.tables["customers"].rows.values()},
                 "counters": dict(data.counters), "seq": data.seq,
                 "rng": sim.live.builders[tenant_id].rng.getstate(),
@@ -55,14 +56,29 @@ def capture(sim: ServiceTitanSim) -> dict:
             "webhooks": hub_state(sim.hub), "live_changes": sim.live.changes}
 
 
+def _changed_rows(data, kind: str) -> list[bytes]:
+    """Each row touched since seeding, serialized; a row is serialized again only when touched
+    again (its seq moved), so a snapshot costs little however long live mode has run. Only the
+    customer balance changes without a touch, and it is saved on its own."""
+    cache = _serialized.setdefault(data, {})
+    out = []
+    for row in data.tables[kind].rows.values():
+        if row.seq > data.seed_seq:
+            cached = cache.get((kind, row.id))
+            if cached is None or cached[0] != row.seq:
+                cached = cache[(kind, row.id)] = (row.seq, frozen(row))
+            out.append(cached[1])
+    return out
+
+
 def restore(sim: ServiceTitanSim, saved: Saved) -> None:
     state = saved.state
     for tenant_id, blob in state["tenants"].items():
         data, part = sim.tenants[tenant_id], thawed(blob)
         with data.lock:
-            for kind, rows in part["changed"].items():
+            for kind, blobs in part["changed"].items():
                 table = data.tables[kind]
-                for row in sorted(rows, key=lambda r: r.seq):  # the log stays ordered by (modified, seq)
+                for row in sorted(map(thawed, blobs), key=lambda r: r.seq):  # the log stays ordered by (modified, seq)
                     table.append(row, row.seq)
             customers = data.tables["customers"].rows
             for customer_id, balance in part["balances"].items():
