@@ -302,15 +302,6 @@ class VantagepointAdapter:
             self._periods = self.client.list_periods()
         return self._periods
 
-    def period_for(self, day: date) -> int:
-        """The open period holding ``day``. A refusal is checked against freshly read periods first:
-        the cached list may predate someone reopening the period (the fix for that refusal)."""
-        try:
-            return self.client.period_for(day, self.periods())
-        except ValidationError:
-            self._periods = None
-            return self.client.period_for(day, self.periods())
-
     def bank_for(self, doc: CashReceipt) -> str:
         """The bank code whose GL account is the receipt's cash account (its own code first)."""
         if self._banks is None:
@@ -396,7 +387,7 @@ class VantagepointAdapter:
         return doc.external_ref
 
     def _render(self, doc: Document, refs: References) -> Rendered:
-        period = self.period_for(doc.date)
+        period = self.client.period_for(doc.date, self.periods())
         batch = self.batch(doc)
         if isinstance(doc, ARInvoice):
             tf = render_invoice(doc, batch, period)

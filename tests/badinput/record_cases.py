@@ -106,6 +106,19 @@ class BadRecordCases:
                                         "ServiceTitan, then replay")
         assert erp.invoice(bad.number("no_lines")) is None
 
+    def test_the_operator_sees_the_reason_and_the_fix_in_errors_show(self, stack, bad):
+        """`fieldledger errors show ID` for the invoice without lines prints its class, the message
+        above and what to do for that class."""
+        from typer.testing import CliRunner
+
+        from fieldledger.cli import app
+
+        record = latest(stack.store, self.connection, "invoice", bad.source_id("no_lines"))
+        shown = CliRunner().invoke(app, ["errors", "show", str(record.id)])
+        assert shown.exit_code == 0, shown.output
+        assert "mapping" in shown.output and record.error_message in shown.output
+        assert FIXES["mapping"] in shown.output
+
     def test_zero_total_is_skipped_and_recorded(self, stack, bad, erp):
         """Input: an invoice of 0.00 (every item 0.00). Expected: status skipped (not a failure), audited
         "zero_amount" with the reason "invoice N totals 0.00"; nothing posted."""
