@@ -1,0 +1,203 @@
+"""What a person sees in the Dagster UI, driven through a real headless Chromium: a demo-like stack
+(the pipeline tests' `stack`), a few partitions of both demo connections materialized (one day of
+cascade-hvac with an unmapped business unit, so a check fails for a real reason), the real
+`dagster-webserver` on that instance, and a browser page sized for README screenshots."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+
+import pytest
+
+from tests.pipeline.conftest import stack  # noqa: F401 - the fixture, reused as is
+
+CHROMIUM = Path("/usr/bin/chromium")
+# The machine may have no internet: without these, Chromium waits on refused background connections.
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+VIEWPORT = {"width": 1600, "height": 1000}
+# A person who has used the UI once: the community sign-up dialog dismissed, the navigation collapsed
+# to icons (room for the pages themselves in the screenshots).
+QUIET_UI = ("window.localStorage.setItem('communityNux', JSON.stringify('1'));"
+            "window.localStorage.setItem('dagster-nav-collapsed', 'true');")
+IMAGES = Path(__file__).resolve().parents[2] / "docs" / "images"
+
+
+def _apt_install() -> str:
+    """Install Debian's chromium; returns what went wrong ('' when it is there)."""
+    sudo = [] if os.geteuid() == 0 else (["sudo", "-n"] if shutil.which("sudo") else None)
+    if sudo is None:
+        return "not root and no sudo to run apt-get"
+    if not shutil.which("apt-get"):
+        return "apt-get is not available"
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    log = ""
+    for update_first in (False, True):
+        steps = ([[*sudo, "apt-get", "update"]] if update_first else []) + \
+            [[*sudo, "apt-get", "install", "-y", "--no-install-recommends", "chromium"]]
+        for step in steps:
+            done = subprocess.run(step, env=env, capture_output=True, text=True, timeout=600)
+            log = f"`{' '.join(step)}` exited {done.returncode}: {(done.stderr or done.stdout)[-800:]}"
+            if done.returncode != 0:
+                break
+        if CHROMIUM.exists():
+            return ""
+    return log
+
+
+@pytest.fixture(scope="session")
+def chromium() -> Path:
+    """Headless Chromium at /usr/bin/chromium, installed from Debian when missing. A machine that
+    cannot get it fails the test: the UI check must not silently not run."""
+    if not CHROMIUM.exists():
+        problem = _apt_install()
+        if not CHROMIUM.exists():
+            pytest.fail(f"the browser test needs Debian's chromium at {CHROMIUM} and installing it failed: "
+                        f"{problem}. Install it with `apt-get install -y chromium`.", pytrace=False)
+    return CHROMIUM
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class Ui:
+    url: str
+    days: dict[str, list[date]]
+    quarantined_day: date
+    quarantined: list  # the sync store's records of that day (status quarantined)
+
+
+def _weekdays(n: int) -> list[date]:
+    from tests.pipeline.source import last_days
+
+    return [d for d in last_days(10) if d.weekday() < 5][-n:]
+
+
+def _materialize(stack) -> tuple[dict[str, list[date]], date]:  # noqa: F811 - the fixture's value
+    """Two good days for each connection, then a third cascade-hvac day with business unit 1106 taken
+    out of the mapping (a unit added in ServiceTitan that nobody mapped): its invoices quarantine and
+    the `mapping_complete` check fails with the reason."""
+    from fieldledger.operations import open_failures, run_partitions
+    from fieldledger.settings import connections_dir
+    from tests.pipeline.test_quarantine_and_replay import unit_block
+
+    *good, bad = _weekdays(3)
+    days = {"cascade-hvac": [*good, bad], "summit-mechanical": good}
+    for connection in days:
+        outcome = run_partitions(connection, good, "browser test")
+        assert outcome.failed_runs == [], outcome.failed_runs
+    path = connections_dir() / "cascade-hvac.yaml"
+    original = path.read_text()
+    block, _ = unit_block(original)
+    path.write_text(original.replace(block, ""))
+    try:
+        assert run_partitions("cascade-hvac", [bad], "browser test").failed_runs == []
+    finally:
+        path.write_text(original)
+    assert [r for r in open_failures(stack.store, "cascade-hvac") if r.business_date == bad], \
+        "the unmapped unit should have quarantined invoices"
+    return days, bad
+
+
+def _wait_http(url: str, proc: subprocess.Popen, log: Path, timeout: float) -> None:
+    import httpx
+
+    deadline = time.monotonic() + timeout
+    while True:
+        if proc.poll() is not None:
+            pytest.fail(f"dagster-webserver exited {proc.returncode}:\n{log.read_text()[-3000:]}")
+        try:
+            if httpx.get(url, timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        if time.monotonic() > deadline:
+            pytest.fail(f"dagster-webserver did not answer at {url} in {timeout:.0f} s:\n{log.read_text()[-3000:]}")
+        time.sleep(0.3)
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    """Stop the webserver and everything it started (its code server included)."""
+    import psutil
+
+    try:
+        family = psutil.Process(proc.pid).children(recursive=True)
+    except psutil.NoSuchProcess:
+        family = []
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(5)
+    for child in family:
+        try:
+            child.terminate()
+        except psutil.NoSuchProcess:
+            pass
+    _, alive = psutil.wait_procs(family, timeout=10)
+    for child in alive:
+        child.kill()
+
+
+@pytest.fixture(scope="module")
+def ui(stack, tmp_path_factory) -> Iterator[Ui]:  # noqa: F811 - the fixture imported above
+    """The real Dagster webserver on the stack's instance, after the partitions are materialized.
+    It starts first so that its code location loads while the runs execute."""
+    from fieldledger.instance import PROJECT_ROOT, prepare_environment
+
+    env = {**os.environ, **prepare_environment()}
+    port = _free_port()
+    log = tmp_path_factory.mktemp("webserver") / "dagster-webserver.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(
+            [str(Path(sys.executable).parent / "dagster-webserver"), "-w", str(PROJECT_ROOT / "workspace.yaml"),
+             "-h", "127.0.0.1", "-p", str(port)],
+            stdout=out, stderr=subprocess.STDOUT, env=env, cwd=PROJECT_ROOT, start_new_session=True)
+    try:
+        days, bad = _materialize(stack)
+        url = f"http://127.0.0.1:{port}"
+        _wait_http(f"{url}/server_info", proc, log, 120)
+        quarantined = [r for r in stack.store.records("cascade-hvac", statuses=["quarantined"], business_date=bad)]
+        yield Ui(url, days, bad, quarantined)
+    finally:
+        _stop(proc)
+
+
+@pytest.fixture(scope="module")
+def page(chromium, ui):
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=str(chromium), args=CHROMIUM_ARGS, headless=True)
+        try:
+            context = browser.new_context(viewport=VIEWPORT, device_scale_factor=1)
+            context.set_default_timeout(30_000)
+            context.add_init_script(QUIET_UI)
+            yield context.new_page()
+            context.close()
+        finally:
+            browser.close()
+
+
+def screenshot(page, name: str) -> Path:
+    """Write docs/images/<name>.png (the README shows these), every run."""
+    IMAGES.mkdir(parents=True, exist_ok=True)
+    path = IMAGES / f"{name}.png"
+    page.screenshot(path=str(path))
+    return path
