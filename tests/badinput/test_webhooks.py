@@ -99,7 +99,10 @@ def test_event_for_a_record_deleted_before_the_run_posts_nothing_and_does_not_re
     """Input: "invoice.created" for an invoice that is deleted in ServiceTitan after the webhook and
     before the run reads the day. Expected: the run requested for that day succeeds and posts the
     day's other invoices; the deleted one never enters the sync store (no failed record, so no
-    retry loop) and is not in the ERP; the inbox event is ``processed`` ("run requested")."""
+    retry loop) and is not in the ERP; the inbox event is ``processed`` ("run requested").
+    Not yet: a line in the run naming the invoice as gone. The run reads the day, not the event, so
+    it cannot tell "deleted" from "never existed"; that needs the sensor to hand the event's record
+    ids to the run (pipelines/, outside this catalogue)."""
     day = busy_day()
     with st_client(stack.info, CONNECTION) as client:
         invoices = [i for i in extract.day_records(client, "invoice", day) if Decimal(i["total"]) > 0]
