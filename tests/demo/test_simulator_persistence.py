@@ -83,6 +83,29 @@ def test_vantagepoint_keeps_firms_posted_files_and_numbering(start_sims):
     client.close()
 
 
+def test_vantagepoint_ledger_survives_in_chunks(start_sims):
+    """More ledger rows than one snapshot chunk (512), posted across two snapshots."""
+    sims = start_sims("vantagepoint")
+    client = vp_client(sims.info["vantagepoint"])
+    period = client.period_for(DAY)
+    for batch, numbers in (("BULK-1", range(1, 301)), ("BULK-2", range(301, 311))):
+        tf = TransactionFile("IN", batch, period)
+        for n in numbers:
+            tf.add_invoice(f"B-{n:04d}", DEN_HVC, DAY, [InvoiceLine("40100", Decimal(n), description="Service")])
+        client.create_file(tf)
+        assert all(r.posted for r in client.post_files([("IN", batch, period)]))
+    before = sorted((r.Batch, r.Invoice, r.Amount, r.SubType) for r in client.ledger("IN"))
+    assert len(before) == 620
+    client.close()
+    sims.stop()
+
+    sims = start_sims("vantagepoint")
+    client = vp_client(sims.info["vantagepoint"])
+    assert sorted((r.Batch, r.Invoice, r.Amount, r.SubType) for r in client.ledger("IN")) == before
+    assert len(client.find_posted_invoice("B-0305", DEN_HVC)) == 2  # the index is rebuilt too
+    client.close()
+
+
 def test_servicetitan_keeps_live_changes_webhooks_and_clock(start_sims, tmp_path):
     sims = start_sims("servicetitan")
     st = sims.info["servicetitan"]["base_url"]
