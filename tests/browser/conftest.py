@@ -44,7 +44,7 @@ def _apt_install() -> str:
     log = ""
     for update_first in (False, True):
         steps = ([[*sudo, "apt-get", "update"]] if update_first else []) + \
-            [[*sudo, "apt-get", "install", "-y", "--no-install-recommends", "chromium"]]
+            [[*sudo, "apt-get", "install", "-y", "chromium"]]
         for step in steps:
             done = subprocess.run(step, env=env, capture_output=True, text=True, timeout=600)
             log = f"`{' '.join(step)}` exited {done.returncode}: {(done.stderr or done.stdout)[-800:]}"

@@ -50,7 +50,7 @@ def fit_whole_graph(page) -> dict:
 
     zoom_out = page.get_by_role("button", name="zoom_out", exact=True)
     for _ in range(4):
-        expect_settled(page, bounds)
+        wait_until_still(page, bounds)
         b = bounds()
         if b["bottom"] - b["top"] <= bottom - top - 20:
             break
@@ -59,12 +59,12 @@ def fit_whole_graph(page) -> dict:
     shift = (top + (bottom - top - (b["bottom"] - b["top"])) / 2) - b["top"]
     page.mouse.move(box["x"] + 20, box["y"] + box["height"] - 20)
     page.mouse.wheel(0, -shift / 0.7)  # the wheel pans the canvas at 0.7 px per unit
-    expect_settled(page, bounds)
+    wait_until_still(page, bounds)
     return bounds() | {"canvas_top": top, "canvas_bottom": bottom, "canvas_left": box["x"],
                        "canvas_right": box["x"] + box["width"]}
 
 
-def expect_settled(page, measure, tries: int = 40) -> None:
+def wait_until_still(page, measure, tries: int = 40) -> None:
     """Wait for the canvas's zoom/pan animation to end (two equal measurements in a row)."""
     last = None
     for _ in range(tries):
@@ -85,10 +85,10 @@ def test_asset_graph_shows_the_lineage_from_servicetitan_to_the_erp(page, ui):
     assert graph["top"] >= graph["canvas_top"] and graph["bottom"] <= graph["canvas_bottom"], graph
     assert graph["left"] >= graph["canvas_left"] and graph["right"] <= graph["canvas_right"], graph
     for group in GROUPS:
-        expect(page.get_by_text(group, exact=True).first).to_be_visible()
+        expect(page.get_by_text(group, exact=True).filter(visible=True).first).to_be_in_viewport()
     for key in asset_keys():
         label = key if len(key) <= 16 else re.compile(f"^{key[:7]}.*{key[-8:]}$")  # long names are elided
-        expect(page.get_by_text(label).first).to_be_in_viewport()
+        expect(page.get_by_text(label).filter(visible=True).first).to_be_in_viewport()
     # every dependency is drawn: ServiceTitan -> mapping -> ERP -> reconciliation, across the groups
     expect(page.locator("[data-svg-viewport='1'] svg path[marker-end]")).to_have_count(dependency_edges())
     screenshot(page, "asset-graph")
