@@ -78,7 +78,8 @@ def mapped_documents(context: dg.AssetExecutionContext, fieldledger: Fieldledger
             dg.AssetCheckResult(
                 check_name="mapping_complete", passed=quarantined_today == 0, severity=dg.AssetCheckSeverity.WARN,
                 description=(f"{quarantined_today} record(s) of {day} quarantined: "
-                             + "; ".join(q["message"] for q in summary.quarantined[:3])) if quarantined_today else
+                             + "; ".join(list(dict.fromkeys(q["message"] for q in summary.quarantined))[:3]))
+                if quarantined_today else
                 "every record of the day is mapped",
                 metadata={"quarantined": dg.MetadataValue.int(quarantined_today),
                           "records": failures_table(summary.quarantined)},
