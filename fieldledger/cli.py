@@ -530,6 +530,21 @@ def errors_show(record_id: int = typer.Argument(..., help="The record id `fieldl
         typer.echo(f"  {a['at']:%Y-%m-%d %H:%M:%S}  {a['step']:10s} {a['outcome']:16s} run {a['run_id'] or '-'}")
 
 
+@errors_app.command("resolve")
+def errors_resolve(
+    record_id: int = typer.Argument(..., help="The id of a needs_review (conflict) record."),
+    note: str = typer.Option(..., "--note", help="What was done in the ERP, e.g. 'credit memo CM00042'."),
+) -> None:
+    """Close a conflict after adjusting the released document in the ERP by hand; it is not posted again."""
+    from fieldledger.operations import NotReviewable, mark_reviewed
+
+    try:
+        rec = mark_reviewed(_store(), record_id, note, getpass.getuser())
+    except NotReviewable as exc:
+        fail(str(exc), 2)
+    typer.echo(f"{rec.source_type} {rec.source_id} marked reviewed against {rec.target_key or '-'}")
+
+
 @app.command()
 def demo(
     days: int = typer.Option(30, help="How many past days to backfill."),

@@ -9,7 +9,7 @@ from datetime import date, timedelta
 
 from mappings.connection import Connection
 from mappings.intake import remap_quarantined
-from resources.store import OPEN_FAILURE_STATUSES, SyncStore
+from resources.store import OPEN_FAILURE_STATUSES, Record, SyncStore
 
 
 @dataclass
@@ -68,3 +68,26 @@ def prepare_replay(store: SyncStore, conn: Connection, *, only_failed: bool, day
     if not only_failed and day:
         days.add(day)
     return days
+
+
+class NotReviewable(ValueError):
+    """The record is not waiting for a person's review (only ``needs_review`` ones are)."""
+
+
+def mark_reviewed(store: SyncStore, record_id: int, note: str, reviewer: str) -> Record:
+    """Close a conflict by hand: the ServiceTitan edit of an already-released document was
+    adjusted in the ERP (credit memo, reversal) by a person. The record counts as posted against
+    the released document from then on, so no later run posts it again, and the audit trail
+    keeps who said so and why."""
+    rec = store.get_record(record_id)
+    if rec is None:
+        raise NotReviewable(f"no record with id {record_id}; `fieldledger errors list` shows the ids")
+    if rec.status != "needs_review":
+        raise NotReviewable(f"record {record_id} ({rec.source_type} {rec.source_id}) is {rec.status}, not "
+                            "needs_review; only conflicts are resolved by hand, the rest are replayed")
+    trail = store.audit_trail(rec.connection, rec.source_type, rec.source_id)
+    previous_key = next((a["detail"].get("previous_key") for a in reversed(trail)
+                         if (a.get("detail") or {}).get("previous_key")), None)
+    return store.record_outcome(rec.id, "posted", step="reviewed", outcome="adjusted by hand",
+                                target_key=previous_key or rec.target_key, count_attempt=False,
+                                detail={"note": note, "reviewer": reviewer})

@@ -41,7 +41,7 @@ FIXES = {
     "mapping": "fix the connection's mapping or the record in ServiceTitan, then `fieldledger replay`",
     "erp_validation": "correct the record (or the ERP setup the message names), then `fieldledger replay`",
     "conflict": "the document was edited in ServiceTitan after it was released in the ERP: adjust it in the "
-                "ERP by hand (credit memo / reversal), then mark it reviewed with `fieldledger replay`",
+                "ERP by hand (credit memo / reversal), then `fieldledger errors resolve ID --note ...`",
     "dependency": "fix the record it depends on; this one is retried automatically afterwards",
 }
 
