@@ -412,7 +412,8 @@ class FullStack:
                         cmd = " ".join(child.cmdline())
                     except psutil.Error:
                         continue
-                    role = "code-server" if "grpc" in cmd else "run-worker" if "multiprocessing" in cmd else "daemon-child"
+                    role = ("code-server" if "grpc" in cmd else "mp-helper" if "resource_tracker" in cmd
+                            else "run-worker" if "multiprocessing" in cmd else "daemon-child")
                     out.setdefault(role, []).append(child)
         pid_file = self.pgdata / "postmaster.pid"
         if pid_file.exists():
