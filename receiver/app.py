@@ -179,7 +179,7 @@ class WebhookReceiver:
                           retry_after=self.paused_retry_after)
         if not settings.secret:
             raise Refusal(503, "not_configured", f"Connection {connection!r} has no webhook signing secret yet; "
-                          f"store it with `fieldledger secrets set {connection} st_webhook_secret`, then redeliver.",
+                          f"store it with `fieldledger secrets set {connection} {settings.secret_name}`, then redeliver.",
                           retry_after=self.paused_retry_after)
         media_type = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
         if media_type != "application/json":
@@ -195,7 +195,7 @@ class WebhookReceiver:
         body = await self._read_body(request)
         if not is_valid(settings.secret, body, signature, settings.encoding):
             raise Refusal(401, "bad_signature", f"The {settings.header} header does not match the body. Check that the "
-                          "webhook key in ServiceTitan equals the connection's st_webhook_secret.")
+                          f"webhook key in ServiceTitan equals the connection's {settings.secret_name}.")
         event_id, event_type = event_fields(body)
         try:
             stored = await self.writer.add(connection, event_id, event_type, body,

@@ -1,11 +1,14 @@
-"""Per-connection webhook settings for the receiver: the signing secret (vault secret
-``st_webhook_secret``), the signature header and encoding (the connection file), and whether the
-connection is paused (sync store). Looked up behind short caches so changes apply within seconds.
+"""Per-connection webhook settings for the receiver: the signing secret (the vault secret the
+connection file names, ``st_webhook_secret`` by default), the signature header and encoding (the
+connection file), and whether the connection is paused (sync store). Looked up behind short caches
+so changes apply within seconds.
 
-Until the connection files of issue 7 exist in final form, only these keys are read from
-``<FIELDLEDGER_HOME>/connections/<connection>.yaml``::
+Only these keys are read from ``<FIELDLEDGER_HOME>/connections/<connection>.yaml``, leniently, so
+that a mapping mistake elsewhere in the file never stops webhooks from being stored::
 
     servicetitan:
+      secrets:
+        webhook_secret: st_webhook_secret             # default vault name
       webhook:
         signature_header: X-ServiceTitan-Signature   # default
         signature_encoding: base64                    # or hex
@@ -47,9 +50,11 @@ class WebhookSettings:
     secret: str | None  # None: the connection exists but has no webhook secret stored yet
     header: str = DEFAULT_HEADER
     encoding: str = DEFAULT_ENCODING
+    secret_name: str = SECRET_NAME  # the vault name, for messages
 
     def __repr__(self) -> str:  # never show the secret
-        return f"WebhookSettings(secret={'set' if self.secret else None}, header={self.header!r}, encoding={self.encoding!r})"
+        return (f"WebhookSettings(secret={'set' if self.secret else None}, header={self.header!r}, "
+                f"encoding={self.encoding!r}, secret_name={self.secret_name!r})")
 
 
 def connection_file(connection: str) -> Path:
@@ -61,8 +66,11 @@ def _signature_options(path: Path) -> dict[str, str]:
         document = yaml.safe_load(path.read_text()) or {}
     except (OSError, yaml.YAMLError) as exc:
         raise ConnectionFileError(f"cannot read connection file {path}: {exc.__class__.__name__}; fix its YAML") from None
-    webhook: Any = ((document.get("servicetitan") or {}) if isinstance(document, dict) else {})
-    webhook = webhook.get("webhook") if isinstance(webhook, dict) else None
+    servicetitan: Any = ((document.get("servicetitan") or {}) if isinstance(document, dict) else {})
+    servicetitan = servicetitan if isinstance(servicetitan, dict) else {}
+    secrets = servicetitan.get("secrets") if isinstance(servicetitan.get("secrets"), dict) else {}
+    secret_name = str(secrets.get("webhook_secret") or SECRET_NAME)
+    webhook = servicetitan.get("webhook")
     webhook = webhook if isinstance(webhook, dict) else {}
     header = str(webhook.get("signature_header") or DEFAULT_HEADER)
     encoding = str(webhook.get("signature_encoding") or DEFAULT_ENCODING).lower()
@@ -72,7 +80,7 @@ def _signature_options(path: Path) -> dict[str, str]:
         raise ConnectionFileError(
             f"{path}: servicetitan.webhook.signature_encoding must be one of {', '.join(ENCODINGS)}, not {encoding!r}"
         )
-    return {"header": header, "encoding": encoding}
+    return {"header": header, "encoding": encoding, "secret_name": secret_name}
 
 
 _default_vault: Vault | None = None
@@ -98,7 +106,7 @@ def webhook_settings(connection: str, vault: Vault | None = None) -> WebhookSett
     path = connection_file(connection)
     options = _signature_options(path) if path.is_file() else {}
     try:
-        secret: str | None = vault.get(connection, SECRET_NAME)
+        secret: str | None = vault.get(connection, options.get("secret_name", SECRET_NAME))
     except MissingSecretError:
         secret = None
     if secret is None and not options:

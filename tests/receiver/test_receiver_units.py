@@ -59,6 +59,12 @@ def test_connection_settings(vault, home):
     path = home / "connections" / f"{CONNECTION}.yaml"
     path.write_text("servicetitan:\n  webhook:\n    signature_encoding: HEX\n")
     assert webhook_settings(CONNECTION, vault).encoding == "hex"
+    # the connection file may name another vault secret for the webhook key
+    vault.set(CONNECTION, "acme_webhook_key", "k" * 40)
+    path.write_text("servicetitan:\n  secrets:\n    webhook_secret: acme_webhook_key\n")
+    renamed = webhook_settings(CONNECTION, vault)
+    assert (renamed.secret, renamed.secret_name) == ("k" * 40, "acme_webhook_key")
+    path.write_text("servicetitan:\n  webhook:\n    signature_encoding: HEX\n")
     (home / "connections" / "summit.yaml").write_text("erp: vantagepoint\n")
     assert webhook_settings("summit", vault).secret is None  # known, but no secret yet
     path.write_text("servicetitan:\n  webhook:\n    signature_encoding: base32\n")
