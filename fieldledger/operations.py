@@ -24,9 +24,10 @@ def days_between(start: date, end: date) -> list[date]:
 
 
 def run_partitions(connection: str, days: Iterable[date], reason: str,
-                   on_done: Callable[[date, bool], None] | None = None) -> RunOutcome:
+                   on_done: Callable[[date, bool], None] | None = None, console_level: str = "WARNING") -> RunOutcome:
     """Materialize the sync job for each (connection, day), in this process, on the shared
-    instance (runs appear in the UI like any other)."""
+    instance (runs appear in the UI like any other). ``console_level`` only quiets this process's
+    terminal; every event still goes to the run's event log in the UI."""
     from fieldledger.instance import get_instance
     from pipelines.definitions import defs
     from pipelines.jobs import run_tags
@@ -37,7 +38,8 @@ def run_partitions(connection: str, days: Iterable[date], reason: str,
     outcome = RunOutcome()
     for day in days:
         result = job.execute_in_process(partition_key=partition_key(connection, day), instance=instance,
-                                        tags=run_tags(connection, reason), raise_on_error=False)
+                                        tags=run_tags(connection, reason), raise_on_error=False,
+                                        run_config={"loggers": {"console": {"config": {"log_level": console_level}}}})
         outcome.runs += 1
         if not result.success:
             outcome.failed_runs.append(f"{connection} {day} (run {result.run_id})")
