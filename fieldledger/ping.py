@@ -18,6 +18,7 @@ from pathlib import Path
 from fieldledger.settings import connections_dir
 from mappings.connection import Connection, ConnectionFileError, load_connection_file
 from posting.adapter import ReferenceData
+from resources.acumatica import PASSWORD_GRANT_FIX, PASSWORD_GRANT_HELP
 from resources.http import HttpClient, RemoteError, RetryPolicy, TransientError
 from resources.vault import Vault, VaultError
 
@@ -25,12 +26,6 @@ PASS, FAIL, WARN, SKIP = "PASS", "FAIL", "WARN", "SKIP"
 # a ping must answer quickly: one retry, short waits
 PING_RETRY = RetryPolicy(max_attempts=2, base_delay=0.2, max_delay=1.0)
 WEBHOOK_SECRET_LENGTH = (32, 64)  # ServiceTitan accepts HMAC keys of 32-64 characters
-ACUMATICA_PASSWORD_GRANT_HELP = (
-    "Acumatica refused the resource-owner password grant for this connected application (unauthorized_client). "
-    "fieldledger signs in as an API user with that grant, so the connected application must allow it")
-ACUMATICA_PASSWORD_GRANT_FIX = (
-    "In Acumatica open Connected Applications (SM303010), select the application whose client ID is stored in "
-    "acu_client_id, set its OAuth 2.0 flow to 'Resource Owner Password Credentials', save, then ping again")
 
 
 @dataclass(frozen=True)
@@ -267,7 +262,7 @@ def _acumatica_adapter(conn: Connection, client):
 def _acumatica_detail(exc: RemoteError) -> str:
     text = f"{exc} {exc.body_excerpt}"
     if "unauthorized_client" in text:
-        return ACUMATICA_PASSWORD_GRANT_HELP
+        return PASSWORD_GRANT_HELP
     return _failed(exc)
 
 
@@ -275,7 +270,7 @@ def _acumatica_fix(conn: Connection, exc: RemoteError) -> str:
     text = f"{exc} {exc.body_excerpt}"
     names = conn.erp.secrets
     if "unauthorized_client" in text:
-        return ACUMATICA_PASSWORD_GRANT_FIX
+        return PASSWORD_GRANT_FIX
     if "invalid_client" in text:
         return f"fieldledger secrets set {conn.name} {names['client_id']} (and {names['client_secret']}) from SM303010"
     if "API Login Limit" in text:

@@ -318,6 +318,14 @@ class OAuthPasswordAuth:
             return token
 
 
+PASSWORD_GRANT_HELP = (
+    "Acumatica refused the resource-owner password grant for this connected application (unauthorized_client). "
+    "fieldledger signs in as an API user with that grant, so the connected application must allow it")
+PASSWORD_GRANT_FIX = (
+    "In Acumatica open Connected Applications (SM303010), select the application whose client ID is stored in "
+    "acu_client_id, set its OAuth 2.0 flow to 'Resource Owner Password Credentials', save, then ping again")
+
+
 def _classify_identity(response: httpx.Response) -> type[RemoteError] | None:
     if SEAT_LIMIT_TEXT in response.text[:4000]:
         return SeatLimitError
@@ -325,6 +333,8 @@ def _classify_identity(response: httpx.Response) -> type[RemoteError] | None:
         return AuthError
     if response.status_code == 400 and "invalid_client" in response.text:
         return AuthError
+    if response.status_code == 400 and "unauthorized_client" in response.text:
+        return AuthError  # the connected application does not allow the password grant: PASSWORD_GRANT_FIX
     return None
 
 

@@ -9,8 +9,9 @@ import re
 import httpx
 import pytest
 
-from fieldledger.ping import ACUMATICA_PASSWORD_GRANT_FIX, ACUMATICA_PASSWORD_GRANT_HELP
 from fieldledger.settings import connections_dir
+from resources.acumatica import PASSWORD_GRANT_FIX as ACUMATICA_PASSWORD_GRANT_FIX
+from resources.acumatica import PASSWORD_GRANT_HELP as ACUMATICA_PASSWORD_GRANT_HELP
 from tests.operator.conftest import connection_variant, run_cli, verdicts
 
 pytestmark = pytest.mark.slow
