@@ -383,14 +383,23 @@ class FullStack:
         for r in requests:
             by_connection.setdefault(r.tags.get("fieldledger/connection", ""), []).append(
                 [str(r.partition_key), dict(r.tags)])
-        procs = [subprocess.Popen([sys.executable, "-m", "bench.fullstack", "execute", json.dumps(items)],
-                                  env=self.env_for_children(), stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                                  cwd=Path(__file__).resolve().parent.parent)
-                 for items in by_connection.values()]
+        stamp = datetime.now(UTC).strftime("%H%M%S")
+        procs = []
+        for connection, items in by_connection.items():
+            log = self.log_dir / f"catch-up-{stamp}-{connection}.log"  # searched like every other log
+            with open(log, "wb") as out:
+                procs.append((log, subprocess.Popen(
+                    [sys.executable, "-m", "bench.fullstack", "execute", json.dumps(items)],
+                    env=self.env_for_children(), stdout=out, stderr=subprocess.STDOUT,
+                    cwd=Path(__file__).resolve().parent.parent)))
         results: dict[str, bool] = {}
-        for proc in procs:
-            out, _ = proc.communicate(timeout=1800)
-            results.update(json.loads(out.decode().strip().splitlines()[-1]))
+        for log, proc in procs:
+            proc.wait(timeout=1800)
+            last = [line for line in log.read_text(errors="replace").splitlines() if line.startswith("{")]
+            results.update(json.loads(last[-1]) if last else {})
+        for items in by_connection.values():  # a child that died reports nothing: its partitions failed
+            for key, _ in items:
+                results.setdefault(key, False)
         return results
 
     # --- what the processes are and wrote -------------------------------------------------------
@@ -413,7 +422,8 @@ class FullStack:
                     except psutil.Error:
                         continue
                     role = ("code-server" if "grpc" in cmd else "mp-helper" if "resource_tracker" in cmd
-                            else "run-worker" if "multiprocessing" in cmd else "daemon-child")
+                            else "run-worker" if "multiprocessing" in cmd
+                            else "log-capture" if "watch_orphans" in cmd or cmd.startswith("tail ") else "daemon-child")
                     out.setdefault(role, []).append(child)
         pid_file = self.pgdata / "postmaster.pid"
         if pid_file.exists():
@@ -429,8 +439,13 @@ class FullStack:
         server log, and everything Dagster wrote under its home (compute logs, daemon files)."""
         files = [p for p in self.log_dir.rglob("*") if p.is_file()]
         files += [p for p in self.pgdata.glob("*.log")] + [p for p in (self.pgdata / "log").glob("*") if p.is_file()]
-        files += [p for p in (self.home / "dagster").rglob("*") if p.is_file()]
+        files += [p for p in (self.home / "dagster").rglob("*") if p.is_file() and p.suffix in (".out", ".err", ".log")]
         return sorted(set(files))
+
+    def stored_files(self) -> list[Path]:
+        """Everything else Dagster keeps on disk: asset values written by the IO manager, its config."""
+        logs = set(self.log_files())
+        return sorted(p for p in (self.home / "dagster").rglob("*") if p.is_file() and p not in logs)
 
     def describe(self) -> str:
         lines = [f"state folder   {self.home}", f"receiver       {self.receiver_url}"]
@@ -480,7 +495,7 @@ def _execute(items: list) -> dict[str, bool]:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["execute"]:
-        print(json.dumps(_execute(json.loads(argv[1]))))
+        print(json.dumps(_execute(json.loads(argv[1]))), flush=True)
         return 0
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=30, help="how long to keep the stack up")
