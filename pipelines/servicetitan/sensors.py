@@ -83,9 +83,12 @@ def webhook_inbox_sensor(context: dg.SensorEvaluationContext, fieldledger: Field
 
 
 def queued_partitions(instance) -> set[str]:
-    """Partitions with a sync run queued but not started: a new event for them needs no new run."""
+    """Partitions with a sync run that has not begun executing (queued, or its process still
+    starting): it extracts after the event's document exists in ServiceTitan, so a new event for
+    them needs no new run. Counting STARTING runs matters: a run process takes seconds to start,
+    and an event that arrived meanwhile otherwise waited for that run and a whole second one."""
     if instance is None:
         return set()
     runs = instance.get_runs(filters=dg.RunsFilter(job_name="sync", statuses=[
-        dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED]), limit=500)
+        dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.STARTING]), limit=500)
     return {r.tags.get("dagster/partition") for r in runs if r.tags.get("dagster/partition")}
