@@ -30,13 +30,15 @@ SCENARIOS = (  # (module, wall-time limit in seconds for full mode)
 )
 
 
-def run_one(module: str, quick: bool, timeout: float) -> dict:
-    """Run one scenario module in a subprocess; its JSON result plus wall time and peak RSS."""
-    with tempfile.TemporaryDirectory(prefix="fl-bench-") as tmp:
+def run_one(module: str, quick: bool, timeout: float, log_dir: Path) -> dict:
+    """Run one scenario module in a subprocess (its output to a log file); its JSON result plus
+    wall time and peak RSS."""
+    log_path = log_dir / f"{module.split('.')[-1]}.log"
+    with tempfile.TemporaryDirectory(prefix="fl-bench-") as tmp, open(log_path, "wb") as log:
         out = Path(tmp) / "result.json"
         cmd = [sys.executable, "-m", module, "--json", str(out)] + (["--quick"] if quick else [])
         started = time.monotonic()
-        proc = subprocess.Popen(cmd, cwd=Path(__file__).resolve().parents[1])
+        proc = subprocess.Popen(cmd, cwd=Path(__file__).resolve().parents[1], stdout=log, stderr=subprocess.STDOUT)
         deadline = started + timeout
         status = rusage = None
         while status is None:
@@ -57,6 +59,7 @@ def run_one(module: str, quick: bool, timeout: float) -> dict:
             result = {"scenario": module, "figures": [], "details": {},
                       "error": f"exit {proc.returncode}" + (" (timed out)" if proc.returncode == -9 else "")}
     result["module"] = module
+    result["log"] = str(log_path)
     result["wall_seconds"] = round(wall, 1)
     result["exit_code"] = proc.returncode
     # ru_maxrss (KiB): the largest of this process and the descendants it waited for
@@ -75,13 +78,17 @@ def main(argv: list[str] | None = None) -> int:
     started_at = datetime.now(UTC)
     started = time.monotonic()
     machine = machine_info()
+    log_dir = Path(tempfile.mkdtemp(prefix=f"fl-bench-{started_at.strftime('%Y%m%dT%H%M%SZ')}-"))
+    print(f"scenario logs: {log_dir}", flush=True)
     results = []
     for module, limit in SCENARIOS:
         if module not in wanted:
             continue
-        print(f"\n=== {module}{' (quick)' if args.quick else ''} ===", flush=True)
-        result = run_one(module, args.quick, limit / 3 if args.quick else limit)
-        print(f"--- {module}: exit {result['exit_code']} in {result['wall_seconds']:.0f} s", flush=True)
+        print(f"{module}{' --quick' if args.quick else ''} ...", end=" ", flush=True)
+        result = run_one(module, args.quick, limit / 3 if args.quick else limit, log_dir)
+        print(f"exit {result['exit_code']} in {result['wall_seconds']:.0f} s", flush=True)
+        if result["exit_code"]:
+            print("  " + "\n  ".join(Path(result["log"]).read_text(errors="replace").splitlines()[-15:]))
         results.append(result)
     total = time.monotonic() - started
     document = {

@@ -1,138 +1,195 @@
-"""Webhook-to-ledger latency through the full stack: ServiceTitan simulator -> signed webhook ->
-receiver -> inbox -> Dagster sensor (daemon) -> queued run -> posting -> readable in the ERP.
+"""Benchmark: webhook-to-ledger latency through the full stack (bench/fullstack.py: embedded
+PostgreSQL, simulators, receiver, Dagster daemon as separate processes): the ServiceTitan simulator
+emits invoice.created -> signed webhook -> receiver -> inbox -> sensor -> queued run -> posting ->
+the document in Acumatica (cascade-hvac) and Vantagepoint (summit-mechanical).
 
-Starts its own stack in a temporary state folder (embedded PostgreSQL, simulators, receiver,
-Dagster daemon), creates invoices one by one through the ServiceTitan simulator at a steady rate,
-and polls each ERP through its API until every invoice is readable. Prints p50/p95/p99 per ERP.
+Invoices are created one at a time per connection through the simulator's live endpoint; each
+event's latency is split where the time goes:
 
-    python -m bench.webhook_latency [--events 100] [--interval 0.6]
+- receiver: emitted -> stored in the inbox (inbox.received_at; includes the simulator's delivery)
+- sensor wait: stored -> the run that posted it was created (0 when it joined a run already queued)
+- run start: run created (or stored, if later) -> that run's erp_postings step started
+  (details split it: queued for the connection's single run slot, then process start, extract, map)
+- posting: erp_postings started -> the ERP answered the post (the audit row of the posting, written
+  after the ERP committed the document: from then on it is readable through the ERP's API)
+
+    python -m bench.webhook_latency [--quick] [--json PATH]
 """
 
 from __future__ import annotations
 
-import argparse
-import json
-import os
-import statistics
-import sys
-import tempfile
 import threading
 import time
 from datetime import UTC, datetime
-from pathlib import Path
 
 import httpx
 
+from bench.fullstack import FullStack
+from bench.report import figure, percentile, rss_figure, scenario, standalone
+from bench.rss import RssSampler
 
-def percentile(values: list[float], p: float) -> float:
-    ordered = sorted(values)
-    k = max(0, min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1))))
-    return ordered[k]
+TARGET_P95_S = 10.0
+INTERVAL_S = 0.6  # between invoices, per connection
+ERPS = {"cascade-hvac": "Acumatica", "summit-mechanical": "Vantagepoint"}
+SEGMENTS = ("receiver", "sensor wait", "run start", "posting")
+DETAIL = ("queued", "launch", "extract+map")
 
 
-def main(argv: list[str] | None = None) -> dict:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--events", type=int, default=100, help="invoices per ERP")
-    parser.add_argument("--interval", type=float, default=0.6, help="seconds between created invoices")
-    parser.add_argument("--timeout", type=float, default=600)
-    args = parser.parse_args(argv)
+class Emitter(threading.Thread):
+    """Creates ``events`` invoices per connection through the ServiceTitan simulator, alternating
+    connections, one pair every ``interval`` seconds; records (connection, ST invoice id) -> emit time."""
 
-    home = Path(tempfile.mkdtemp(prefix="fl-latency-"))
-    os.environ["FIELDLEDGER_HOME"] = str(home)
-    os.environ.pop("FIELDLEDGER_DATABASE_URL", None)
-    from cryptography.fernet import Fernet
+    def __init__(self, st_url: str, tenants: dict[str, int], events: int, interval: float):
+        super().__init__(daemon=True, name="emitter")
+        self.st_url, self.tenants, self.events, self.interval = st_url, tenants, events, interval
+        self.emitted: dict[tuple[str, str], float] = {}
 
-    os.environ.setdefault("FIELDLEDGER_MASTER_KEY", Fernet.generate_key().decode())
-    from fieldledger.demo import Processes, _bin, _wait_for, _wait_http
-    from fieldledger.demo_setup import init_demo
-    from fieldledger.instance import PROJECT_ROOT, prepare_environment
-    from fieldledger.operations import run_partitions
-    from resources.database import database_url, embedded_pgdata, stop_embedded
-    from resources.store import SyncStore
-    from resources.vault import Vault
-
-    log_dir = home / "logs"
-    log_dir.mkdir()
-    database_url()
-    env = prepare_environment()
-    procs = Processes(log_dir)
-    info_file = home / "sim.json"
-    import random
-
-    port_base = random.randint(20000, 40000) // 10 * 10  # fresh ports: never a stale stack's
-    receiver_port = port_base
-    try:
-        procs.start("simulators", [_bin("fieldledger"), "sim", "up", "--port-base", str(port_base), "--no-live",
-                                   "--info-file", str(info_file), "--option", "tier=trial", "--option", "seats=8",
-                                   "--option", "release_seconds=0.2"])
-        _wait_for(info_file, 60, "the simulators")
-        procs.start("receiver", [_bin("fieldledger"), "receiver", "run", "--port", str(receiver_port)])
-        _wait_http(f"http://127.0.0.1:{receiver_port}/healthz", 60, "the receiver")
-        store = SyncStore.open()
-        init_demo(info_file, Vault(store), f"http://127.0.0.1:{receiver_port}")
-        info = json.loads(info_file.read_text())
-        today = datetime.now(UTC).date()
-        for name in ("cascade-hvac", "summit-mechanical"):  # today's baseline, as a running system has it
-            run_partitions(name, [today], "bench-baseline")
-        procs.start("dagster-daemon", [_bin("dagster-daemon"), "run", "-w", str(PROJECT_ROOT / "workspace.yaml")], env)
-        time.sleep(8)
-        st = httpx.Client(base_url=info["servicetitan"]["base_url"], timeout=30)
-        emitted: dict[tuple[str, str], float] = {}  # (connection, invoice number) -> emit time
-        tenants = {name: int(t["tenant"]) for name, t in info["servicetitan"]["tenants"].items()}
-
-        def emit() -> None:
-            for _ in range(args.events):
-                for name, tenant in tenants.items():
+    def run(self) -> None:
+        with httpx.Client(base_url=self.st_url, timeout=30) as st:
+            next_at = time.monotonic()
+            for _ in range(self.events):
+                for name, tenant in self.tenants.items():
+                    at = time.time()
                     body = {"count": 1, "tenant": tenant, "eventTypes": ["invoice.created"]}
-                    started = time.time()
-                    events = st.post("/_sim/live/tick", json=body).json()["events"]
-                    for e in events:
-                        if e["eventType"] == "invoice.created":
-                            rec = st.get(f"/_sim/records/{tenant}/invoices/{e['id']}").json()["record"]
-                            if rec["total"] not in ("0.00", "-0.00"):
-                                emitted[(name, rec["referenceNumber"])] = started
-                time.sleep(args.interval)
+                    for e in st.post("/_sim/live/tick", json=body).json()["events"]:
+                        if e["eventType"] != "invoice.created":
+                            continue
+                        rec = st.get(f"/_sim/records/{tenant}/invoices/{e['id']}").json()["record"]
+                        if rec["total"] not in ("0.00", "-0.00"):  # zero invoices are not posted
+                            self.emitted[(name, str(e["id"]))] = at
+                next_at += self.interval
+                time.sleep(max(0.0, next_at - time.monotonic()))
 
-        emitter = threading.Thread(target=emit)
+
+def _posted(store) -> dict[tuple[str, str], tuple[float, str]]:
+    """(connection, ST invoice id) -> (time the ERP answered the post, run id)."""
+    with store.transaction() as conn:
+        rows = conn.execute(
+            "SELECT connection, source_id, min(at) AS at, (array_agg(run_id ORDER BY at))[1] AS run_id FROM audit "
+            "WHERE source_type = 'invoice' AND step = 'posted' GROUP BY 1, 2").fetchall()
+    return {(r["connection"], r["source_id"]): (r["at"].timestamp(), r["run_id"]) for r in rows}
+
+
+def _received(store) -> dict[tuple[str, str], float]:
+    with store.transaction() as conn:
+        rows = conn.execute(
+            "SELECT connection, convert_from(body, 'UTF8')::jsonb->'data'->>'id' AS id, min(received_at) AS at "
+            "FROM inbox WHERE event_type = 'invoice.created' GROUP BY 1, 2").fetchall()
+    return {(r["connection"], r["id"]): r["at"].timestamp() for r in rows}
+
+
+def _run_times(instance) -> dict[str, dict]:
+    """Every run of the stack: its reason, and when it was created, dequeued (its connection's slot
+    came free), started (the run process was up), began posting (erp_postings step start), ended."""
+    from dagster import DagsterEventType
+
+    kinds = {DagsterEventType.RUN_STARTING: "dequeued", DagsterEventType.RUN_START: "started",
+             DagsterEventType.STEP_START: "posting"}
+    out = {}
+    for record in instance.get_run_records():
+        times: dict = {"created": record.create_timestamp.timestamp(), "ended": record.end_time,
+                       "reason": record.dagster_run.tags.get("fieldledger/reason"),
+                       "connection": record.dagster_run.tags.get("fieldledger/connection")}
+        for kind, name in kinds.items():
+            for e in instance.all_logs(record.dagster_run.run_id, of_type=kind):
+                if kind != DagsterEventType.STEP_START or e.step_key == "erp_postings":
+                    times.setdefault(name, e.timestamp)
+        out[record.dagster_run.run_id] = times
+    return out
+
+
+def measure(events: int, interval: float, timeout: float) -> dict:
+    stack = FullStack()
+    sampler = RssSampler(stack.pgdata)
+    stack.start(daemon=False)
+    try:
+        sampler.start()
+        from fieldledger.operations import run_partitions
+
+        for name in ERPS:  # today's baseline, as a running system has it
+            run_partitions(name, [datetime.now(UTC).date()], "bench-baseline")
+        stack.start_daemon()
+        time.sleep(8)  # the daemon loads the code location and starts its sensors
+        emitter = Emitter(stack.info["servicetitan"]["base_url"], stack.tenants(), events, interval)
         emitter.start()
-        readable: dict[tuple[str, str], float] = {}
-        deadline = time.time() + args.timeout
+        deadline = time.time() + timeout
+        posted: dict = {}
         while time.time() < deadline:
-            with store.transaction() as conn:
-                rows = conn.execute(
-                    "SELECT r.connection, r.payload->'document'->>'number' AS number, "
-                    "min(a.at) AS at FROM records r JOIN audit a ON a.connection = r.connection AND "
-                    "a.source_type = r.source_type AND a.source_id = r.source_id AND a.step = 'posted' "
-                    "WHERE r.source_type = 'invoice' AND r.status = 'posted' GROUP BY 1, 2").fetchall()
-            for row in rows:
-                key = (row["connection"], row["number"])
-                if key in emitted and key not in readable:
-                    readable[key] = row["at"].timestamp()
-            if not emitter.is_alive() and all(k in readable for k in emitted):
+            posted = _posted(stack.store)
+            if not emitter.is_alive() and all(k in posted for k in emitter.emitted):
                 break
-            time.sleep(0.25)
-        emitter.join()
-        results = {}
-        for name in tenants:
-            lat = [readable[k] - emitted[k] for k in emitted if k[0] == name and k in readable]
-            missing = [k for k in emitted if k[0] == name and k not in readable]
-            results[name] = {"events": len(lat), "missing": len(missing),
-                             "p50": percentile(lat, 50) if lat else None, "p95": percentile(lat, 95) if lat else None,
-                             "p99": percentile(lat, 99) if lat else None,
-                             "mean": statistics.mean(lat) if lat else None}
-        print(f"webhook -> posted in the ERP (time the ERP answered the post), {os.cpu_count()} cores")
-        print(f"{'connection':20s} {'events':>6s} {'p50 s':>7s} {'p95 s':>7s} {'p99 s':>7s} {'missing':>7s}  vs 10 s")
-        for name, r in results.items():
-            if r["p50"] is None:
-                print(f"{name:20s} no events measured")
-                continue
-            print(f"{name:20s} {r['events']:6d} {r['p50']:7.2f} {r['p95']:7.2f} {r['p99']:7.2f} {r['missing']:7d}"
-                  f"  p95 = {r['p95'] / 10:.2f}x the 10 s target")
-        return results
+            time.sleep(0.5)
+        emitter.join(5)
+        received = _received(stack.store)
+        runs = _run_times(stack.instance())
+        processes = {role: round(max(p.memory_info().rss for p in procs) / 2**20, 1)
+                     for role, procs in stack.processes().items() if procs}
     finally:
-        procs.stop_all()
-        stop_embedded(embedded_pgdata())
+        try:
+            peak_rss, peak_cmd = sampler.stop()
+        finally:
+            stack.stop()
+    per_erp = {}
+    for name in ERPS:
+        rows = []
+        for key, emit in emitter.emitted.items():
+            if key[0] != name or key not in posted or key not in received:
+                continue
+            done, run_id = posted[key]
+            run = runs.get(run_id) or {}
+            got = received[key]
+            launched = max(got, run.get("created") or got)
+            begin = run.get("posting") or launched
+            dequeued = max(launched, run.get("dequeued") or launched)
+            started = max(dequeued, run.get("started") or dequeued)
+            rows.append({"total": done - emit, "receiver": got - emit, "sensor wait": launched - got,
+                         "run start": begin - launched, "posting": done - begin,
+                         # run start, split: waiting for the connection's run slot, process start, extract + map
+                         "queued": dequeued - launched, "launch": started - dequeued, "extract+map": begin - started,
+                         "created_before_receipt": (run.get("created") or got) < got})
+        missing = sum(1 for k in emitter.emitted if k[0] == name and k not in posted)
+        totals = [r["total"] for r in rows]
+        mean_total = sum(totals) / len(totals) if totals else 0.0
+        per_erp[name] = {
+            "events": len(rows), "missing": missing, "runs": len({posted[k][1] for k in emitter.emitted
+                                                                   if k[0] == name and k in posted}),
+            "p50": percentile(totals, 50), "p95": percentile(totals, 95), "p99": percentile(totals, 99),
+            "max": max(totals, default=None),
+            "share": {s: round(sum(r[s] for r in rows) / len(rows) / mean_total, 3) if rows and mean_total else None
+                      for s in SEGMENTS},
+            "mean_seconds": {s: round(sum(r[s] for r in rows) / len(rows), 3) if rows else None
+                             for s in (*SEGMENTS, *DETAIL)},
+            "p95_seconds": {s: percentile([r[s] for r in rows], 95) for s in (*SEGMENTS, *DETAIL)},
+            "joined_a_queued_run": sum(r["created_before_receipt"] for r in rows),
+        }
+    runs_by_reason: dict[str, int] = {}
+    for r in runs.values():
+        key = f"{r['connection']}:{r['reason']}"
+        runs_by_reason[key] = runs_by_reason.get(key, 0) + 1
+    run_seconds = sorted(r["ended"] - r["started"] for r in runs.values() if r.get("ended") and r.get("started"))
+    return {"events_per_connection": events, "interval_seconds": interval, "per_erp": per_erp,
+            "runs_by_connection_and_reason": runs_by_reason,
+            "run_seconds_p50": percentile(run_seconds, 50), "run_seconds_max": max(run_seconds, default=None),
+            "process_rss_mib": processes, "peak_rss": peak_rss, "largest_process": peak_cmd}
+
+
+def run(quick: bool) -> dict:
+    r = measure(20 if quick else 300, INTERVAL_S, 240 if quick else 900)
+    figures = []
+    for name, erp in ERPS.items():
+        e = r["per_erp"][name]
+        share = ", ".join(f"{s} {e['share'][s]:.0%}" for s in SEGMENTS if e["share"][s] is not None)
+        figures += [
+            figure(f"{erp}: p50 webhook to ledger", e["p50"] and round(e["p50"], 2), "s"),
+            figure(f"{erp}: p95 webhook to ledger", e["p95"] and round(e["p95"], 2), "s", limit=TARGET_P95_S,
+                   target=("<=", 1.0), note=f"{e['events']} events; mean time share: {share}"),
+            figure(f"{erp}: p99 webhook to ledger", e["p99"] and round(e["p99"], 2), "s"),
+            figure(f"{erp}: events not posted", e["missing"], "", target=("<=", 0)),
+        ]
+        figures += [figure(f"{erp}: share of time in {s}", e["share"][s], "") for s in SEGMENTS]
+    figures.append(rss_figure("largest stack process peak RSS", r["peak_rss"]))
+    return scenario(f"4 Webhook to ledger ({r['events_per_connection']} events per ERP)", figures, r)
 
 
 if __name__ == "__main__":
-    sys.exit(0 if main() else 1)
+    standalone(run, __doc__)
