@@ -91,6 +91,15 @@ def _wait_for_run_end(stack: FullStack, run_id: str, timeout: float = 60):
     return stack.instance().get_run_by_id(run_id)
 
 
+def _until_injected(stack: FullStack, simulator: str, kind: str, minimum_seconds: float, timeout: float) -> None:
+    """Keep a fault window open until it has answered at least one real request (runs come and go)."""
+    started = time.monotonic()
+    while time.monotonic() - started < timeout:
+        if time.monotonic() - started >= minimum_seconds and stack.faults_injected()[simulator].get(kind, 0) > 0:
+            return
+        time.sleep(0.5)
+
+
 def _wait_recovered(stack: FullStack, timeout: float) -> bool:
     """Until no run is queued or running and no record is pending or waiting for a retry: what the
     daemon's own mechanisms (run retries, the retry sensor, stranded-record detection) achieve."""
@@ -128,7 +137,7 @@ def chaos():
         vp_control = stack.sim_url("vantagepoint") + "/_sim/maintenance"
         httpx.put(vp_control, json={"on": True}, timeout=10).raise_for_status()
         run.mark("Vantagepoint maintenance (503) on")
-        time.sleep(4)
+        _until_injected(stack, "vantagepoint", "maintenance_503", minimum_seconds=4, timeout=40)
         httpx.put(vp_control, json={"on": False}, timeout=10).raise_for_status()
         run.mark("Vantagepoint maintenance off")
         run.revoked = stack.revoke_tokens()

@@ -66,6 +66,13 @@ def _print_summary(chaos, results) -> None:
         failed_steps = conn.execute("SELECT outcome, count(*) AS n FROM audit WHERE step = 'failed' GROUP BY 1").fetchall()
     print(f"  records posted after more than one attempt: {retried['n']}; failed attempts by class: "
           f"{ {r['outcome']: r['n'] for r in failed_steps} }")
+    import dagster as dg
+
+    runs = chaos.stack.instance().get_runs(filters=dg.RunsFilter(job_name="sync"))
+    failed = [(r.tags.get("dagster/partition"), r.tags.get("dagster/failure_reason", "worker died")) for r in runs
+              if r.status == dg.DagsterRunStatus.FAILURE]
+    reasons = Counter(r.tags.get("fieldledger/reason") for r in runs)
+    print(f"  daemon runs: {len(runs)} by reason {dict(reasons)}; failed: {failed}")
     print("  timeline: " + "; ".join(f"{t:.0f}s {what}" for t, what in chaos.timeline))
 
 
