@@ -71,7 +71,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small volumes (smoke check)")
     parser.add_argument("--only", nargs="*", default=None, help="scenario modules or short names, e.g. st_extract")
-    parser.add_argument("--note", default="", help="free text stored in the results file (e.g. machine load)")
+    parser.add_argument("--note", default=os.environ.get("FL_BENCH_NOTE", ""),
+                        help="free text stored in the results file (e.g. other work on the machine); env FL_BENCH_NOTE")
     args = parser.parse_args(argv)
 
     wanted = [m for m, _ in SCENARIOS if not args.only or m in args.only or m.split(".")[-1] in args.only]

@@ -8,7 +8,7 @@ TIME_FACTOR times faster, so the tier's per-minute budget is spent TIME_FACTOR t
 launched, and the peak RSS of the largest process of the stack (every descendant of this process and
 PostgreSQL, sampled twice a second with psutil).
 
-On this 2-core machine a day-run costs ~15-30 s of Dagster overhead (run process launch, then the
+On this shared 2-core machine a day-run costs ~12-30 s (run process launch, then the
 day's extract, map, post and reconcile steps and their event-log writes), one run at a time per
 connection: the whole year would take hours, beyond the ~30 minutes `make bench` may take. So full
 mode backfills the most recent FL_BENCH_BACKFILL_DAYS days (default 30) and states the year's wall
