@@ -10,7 +10,7 @@ PostgreSQL, sampled twice a second with psutil).
 
 On this shared 2-core machine a day-run costs ~12-30 s (run process launch, then the
 day's extract, map, post and reconcile steps and their event-log writes), one run at a time per
-connection: the whole year would take hours, beyond the ~30 minutes `make bench` may take. So full
+connection: the whole year would take over an hour (1.2 h at 12 s a day), beyond the ~30 minutes `make bench` may take. So full
 mode backfills the most recent FL_BENCH_BACKFILL_DAYS days (default 30) and states the year's wall
 time extrapolated from the measured per-day cost; FL_BENCH_BACKFILL_DAYS=365 runs the whole year.
 
