@@ -13,9 +13,11 @@ $(STAMP): pyproject.toml requirements.lock
 	$(BIN)/uv pip install -q --python $(BIN)/python -r requirements.lock -e '.[test]'
 	@touch $(STAMP)
 
+# Two workers, a whole test file each (module-scoped stacks stay in one worker): the suite is
+# mostly waiting on processes and sockets, so two workers halve it even on two cores.
 test: $(STAMP)
 	$(BIN)/ruff check .
-	$(BIN)/pytest
+	$(BIN)/pytest -n 2 --dist loadfile
 
 demo: $(STAMP)
 	$(BIN)/fieldledger demo

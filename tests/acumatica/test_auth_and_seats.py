@@ -134,10 +134,11 @@ def test_revoked_tokens_are_refreshed_within_the_same_seat(sim):
 
 
 def test_token_revoked_early_fault_and_session_end(sim):
-    sim.http.put("/_sim/faults", json={"profile": "token_revoke_after_seconds=0.2"}).raise_for_status()
+    # long enough that the refreshed token outlives the retried request on a loaded machine
+    sim.http.put("/_sim/faults", json={"profile": "token_revoke_after_seconds=1.5"}).raise_for_status()
     with sim.client() as client:
         client.list("Account", top=1)
-        time.sleep(0.3)
+        time.sleep(1.6)
         assert client.list("Account", top=1)
         assert client.auth.refreshes >= 1
     sim.http.put("/_sim/faults", json={"profile": "none"}).raise_for_status()

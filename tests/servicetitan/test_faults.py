@@ -30,7 +30,7 @@ def test_5xx_and_429_bursts_lose_and_duplicate_nothing(st_factory):
 
 
 def test_rate_limit_storm_with_threads_extracts_each_record_once(st_factory):
-    running = st_factory(rate_limit_per_second=8)
+    running = st_factory(rate_limit_per_second=4)  # four threads surely exceed it, even on a loaded machine
     streams = ["customers", "locations", "payments", "purchase_orders"]
     expected = {s: _expected_ids(running, s) for s in streams}
     results: dict[str, list[int]] = {}
