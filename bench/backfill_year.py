@@ -19,12 +19,9 @@ time extrapolated from the measured per-day cost; FL_BENCH_BACKFILL_DAYS=365 run
 
 from __future__ import annotations
 
-import json
 import os
-import sys
 import time
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 from bench.fullstack import FullStack
 from bench.report import figure, rss_figure, scenario, standalone
@@ -33,44 +30,6 @@ from bench.rss import RssSampler
 CONNECTION = "cascade-hvac"
 TIER = "large"
 TIME_FACTOR = 20.0
-
-
-class TimedStack(FullStack):
-    """The full stack with the simulators' clock running TIME_FACTOR times faster (the license's
-    per-minute window is simulated time); everything else as bench/fullstack.py starts it."""
-
-    def __init__(self, time_factor: float, **kwargs):
-        super().__init__(**kwargs)
-        self.time_factor = time_factor
-
-    def _start_processes(self, daemon: bool) -> None:
-        from bench.fullstack import _free_port_block
-        from fieldledger.demo import _wait_for
-        from fieldledger.demo_setup import init_demo
-        from resources.store import SyncStore
-        from resources.vault import Vault
-
-        self.port_base = _free_port_block()
-        self.receiver_port = self.port_base
-        options = dict(o.split("=", 1) for o in self.sim_options)
-        self.procs.start("simulators", [sys.executable, "-m", "bench.backfill_year", "serve-simulators",
-                                        str(self.port_base), str(self.info_file), str(self.time_factor),
-                                        json.dumps(options)], self.env)
-        _wait_for(self.info_file, 180, "the simulators")
-        self.info = json.loads(self.info_file.read_text())
-        self._start_receiver()
-        self.store = SyncStore.open(self.env["FIELDLEDGER_DATABASE_URL"])
-        init_demo(self.info_file, Vault(self.store), self.receiver_url)
-        if daemon:
-            self.start_daemon()
-
-
-def serve_simulators(port_base: str, info_file: str, time_factor: str, options: str) -> None:
-    from simulators.launcher import run_foreground
-    from simulators.runtime import SimOptions
-
-    run_foreground(SimOptions(seed=7, time_factor=float(time_factor), options=json.loads(options)), int(port_base),
-                   Path(info_file))
 
 
 def submit_backfill(instance, connection: str, days: list) -> str:
@@ -140,7 +99,7 @@ def run(quick: bool) -> dict:
     n_days = 3 if quick else int(os.environ.get("FL_BENCH_BACKFILL_DAYS", "30"))
     today = datetime.now(UTC).date()
     days = [today - timedelta(days=n_days - 1 - i) for i in range(n_days)]
-    stack = TimedStack(TIME_FACTOR, sim_options=(f"tier={TIER}", f"seats={tier.seats}"))
+    stack = FullStack(time_factor=TIME_FACTOR, sim_options=(f"tier={TIER}", f"seats={tier.seats}"))
     sampler = RssSampler(stack.pgdata)
     stack.start(daemon=True)
     try:
@@ -195,7 +154,4 @@ def run(quick: bool) -> dict:
 
 
 if __name__ == "__main__":
-    if sys.argv[1:2] == ["serve-simulators"]:
-        serve_simulators(*sys.argv[2:6])
-    else:
-        standalone(run, __doc__)
+    standalone(run, __doc__)

@@ -87,7 +87,7 @@ class Activity:
 
 class FullStack:
     def __init__(self, home: Path | None = None, *, profile: str = "none", sim_options: tuple[str, ...] = (),
-                 seed: int = 7, keep_home: bool = False):
+                 seed: int = 7, keep_home: bool = False, time_factor: float = 1.0):
         self.home = Path(home or tempfile.mkdtemp(prefix="fl-fullstack-")).resolve()
         self.keep_home = keep_home or home is not None
         self.log_dir = self.home / "logs"
@@ -96,6 +96,7 @@ class FullStack:
         self.profile = profile
         self.sim_options = SEAT_OPTIONS + tuple(sim_options)
         self.seed = seed
+        self.time_factor = time_factor  # the simulators' clock speed (license windows are simulated time)
         self.procs = Processes(self.log_dir)
         self.receiver_port = 0
         self.port_base = 0
@@ -145,7 +146,7 @@ class FullStack:
         self.receiver_port = self.port_base
         self.procs.start("simulators", [_bin("fieldledger"), "sim", "up", "--port-base", str(self.port_base),
                                         "--no-live", "--seed", str(self.seed), "--profile", self.profile,
-                                        "--info-file", str(self.info_file),
+                                        "--info-file", str(self.info_file), "--time-factor", str(self.time_factor),
                                         *[a for o in self.sim_options for a in ("--option", o)]], self.env)
         _wait_for(self.info_file, 180, "the simulators")
         self.info = json.loads(self.info_file.read_text())

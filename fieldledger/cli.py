@@ -382,6 +382,7 @@ def sim_up(
     live: bool = typer.Option(True, "--live/--no-live", help="Keep creating activity and sending webhooks."),
     rate: float = typer.Option(30.0, help="Live mode: new or changed documents per minute."),
     info_file: Path = typer.Option(None, help="Where to write URLs and credentials (default <state>/sim.json)."),
+    time_factor: float = typer.Option(1.0, help="Simulated seconds per wall second (license windows, token lifetimes)."),
     option: list[str] = typer.Option(None, "--option", "-o",
                                      help="Simulator setting KEY=VALUE, repeatable (e.g. tier=trial)."),
 ) -> None:
@@ -400,7 +401,10 @@ def sim_up(
         if not sep:
             fail(f"--option takes KEY=VALUE, got {item!r}", 2)
         extra[key] = value
-    options = SimOptions(seed=seed, profile=fault_profile, live=live, live_rate_per_minute=rate, options=extra)
+    if time_factor <= 0:
+        fail("--time-factor must be above 0", 2)
+    options = SimOptions(seed=seed, profile=fault_profile, live=live, live_rate_per_minute=rate, options=extra,
+                         time_factor=time_factor)
     settings.ensure_state_home()
     run_foreground(options, port_base, info_file or settings.sim_info_path())
 
