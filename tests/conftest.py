@@ -31,6 +31,9 @@ def pg_server(state_home):
     server = start_embedded(pgdata)
     yield server
     stop_embedded(pgdata, mode="immediate")
+    # A CLI command run with no database URL starts the state folder's own server (<home>/pg),
+    # as it would for a user; it must not outlive the session either.
+    stop_embedded(state_home / "pg", mode="immediate")
 
 
 @pytest.fixture(scope="session")
