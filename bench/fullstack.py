@@ -404,6 +404,20 @@ class FullStack:
         return results
 
     # --- what the processes are and wrote -------------------------------------------------------
+    def largest_rss_mib(self) -> dict[str, float]:
+        """The largest RSS per role right now; a run worker may end between listing and reading."""
+        out: dict[str, float] = {}
+        for role, procs in self.processes().items():
+            sizes = []
+            for p in procs:
+                try:
+                    sizes.append(p.memory_info().rss)
+                except psutil.Error:
+                    continue
+            if sizes:
+                out[role] = round(max(sizes) / 2**20, 1)
+        return out
+
     def processes(self) -> dict[str, list[psutil.Process]]:
         """Live processes by role: simulators, receiver, dagster-daemon, code-server, run-worker,
         postgres (the postmaster and its backends)."""
@@ -505,8 +519,8 @@ def main(argv: list[str] | None = None) -> int:
     with FullStack(profile=args.profile) as stack:
         print(stack.describe(), flush=True)
         time.sleep(args.seconds)
-        for role, procs in stack.processes().items():
-            print(f"{role:14s} {len(procs)} process(es), RSS {sum(p.memory_info().rss for p in procs) / 2**20:.0f} MiB")
+        for role, mib in stack.largest_rss_mib().items():
+            print(f"{role:14s} largest process RSS {mib:.0f} MiB")
     return 0
 
 

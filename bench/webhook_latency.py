@@ -122,8 +122,7 @@ def measure(events: int, interval: float, timeout: float) -> dict:
         emitter.join(5)
         received = _received(stack.store)
         runs = _run_times(stack.instance())
-        processes = {role: round(max(p.memory_info().rss for p in procs) / 2**20, 1)
-                     for role, procs in stack.processes().items() if procs}
+        processes = stack.largest_rss_mib()
     finally:
         try:
             peak_rss, peak_cmd = sampler.stop()
