@@ -496,6 +496,18 @@ class SyncStore:
             (connection, source_type, str(source_id), hash_, step, outcome, Jsonb(detail, dumps=_dumps), run_id),
         )
 
+    def latest_sources(self, connection: str, source_type: str, source_ids: Sequence[str]) -> dict[str, Any]:
+        """The ServiceTitan record as last registered, per source id (absent ids: never seen).
+        The catch-up compares export rows with these to skip days the webhooks already synced."""
+        if not source_ids:
+            return {}
+        with self.transaction() as conn:
+            rows = conn.execute(
+                "SELECT DISTINCT ON (source_id) source_id, payload -> 'source' AS source FROM records "
+                "WHERE connection = %s AND source_type = %s AND source_id = ANY(%s) ORDER BY source_id, id DESC",
+                (connection, source_type, list(source_ids))).fetchall()
+        return {r["source_id"]: r["source"] for r in rows}
+
     # --- cursors ---------------------------------------------------------------------------
 
     def get_cursor(self, connection: str, name: str) -> str | None:

@@ -5,6 +5,7 @@ source payloads use."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 from datetime import date, timedelta
 from typing import Any
@@ -54,14 +55,25 @@ def by_ids(client, entity: str, ids: list[int]) -> list[dict]:
 def changed_days(client, store, connection: str, source_type: str, first_from: str, max_records: int = 20000
                  ) -> set[date]:
     """Business days of the records changed since the stored export continuation token; the
-    token advances page by page (so a crash re-reads at most one page)."""
+    token advances page by page (so a crash re-reads at most one page). A row identical to the
+    version already registered (a webhook run read it first; compared in the shape the extract
+    stores) names no day: re-running that day would only hold the connection's run slot while
+    webhook runs wait behind it. Any difference still names the day."""
+    from resources.servicetitan import STREAMS
+
     days: set[date] = set()
     stream = EXPORT_STREAMS[source_type]
+    model = STREAMS[stream].model
     cursor = f"st_export_{stream}"
     token = store.get_cursor(connection, cursor) or first_from
     seen = 0
     for page in client.export_pages(stream, token):
+        known = store.latest_sources(connection, source_type, [str(r.get("id")) for r in page.records])
         for row in page.records:
+            stored = known.get(str(row.get("id")))
+            if stored is not None and stored == json.loads(json.dumps(api_shape(model.model_validate(row)),
+                                                                      default=str)):
+                continue
             value = row.get(DATE_FIELD[source_type]) or row.get("createdOn")
             if value:
                 days.add(date.fromisoformat(str(value)[:10]))

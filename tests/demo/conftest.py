@@ -15,7 +15,7 @@ import httpx
 import pytest
 
 from simulators.launcher import RunningSimulators, start_all
-from simulators.runtime import SimOptions, free_port
+from simulators.runtime import SimOptions
 
 FAST = {"tier": "trial", "release_seconds": 0.05, "days": 40, "invoices_per_day": 8, "customers": 120}
 
@@ -69,13 +69,17 @@ class SimProcess:
         return code
 
 
-def _free_block() -> int:
-    """A port base whose next three ports are free too."""
-    for _ in range(50):
-        base = free_port()
-        if base < 65000 and all(_free(base + i) for i in (1, 2, 3)):
+def _free_block(size: int = 4) -> int:
+    """A port base whose next ``size - 1`` ports are free too, below the kernel's ephemeral range
+    (32768+): the demo reuses its ports when it resumes, and an ephemeral port freed by the first
+    run can meanwhile be handed to another test's connection or server."""
+    import random
+
+    for _ in range(200):
+        base = random.randint(20000, 32000)
+        if all(_free(base + i) for i in range(size)):
             return base
-    raise RuntimeError("no block of four free ports")
+    raise RuntimeError(f"no block of {size} free ports below 32768")
 
 
 def _free(port: int) -> bool:
