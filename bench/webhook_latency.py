@@ -89,7 +89,8 @@ def _run_times(instance) -> dict[str, dict]:
     for record in instance.get_run_records():
         times: dict = {"created": record.create_timestamp.timestamp(), "ended": record.end_time,
                        "reason": record.dagster_run.tags.get("fieldledger/reason"),
-                       "connection": record.dagster_run.tags.get("fieldledger/connection")}
+                       "connection": record.dagster_run.tags.get("fieldledger/connection"),
+                       "partition": record.dagster_run.tags.get("dagster/partition")}
         for kind, name in kinds.items():
             for e in instance.all_logs(record.dagster_run.run_id, of_type=kind):
                 if kind != DagsterEventType.STEP_START or e.step_key == "erp_postings":
@@ -166,8 +167,16 @@ def measure(events: int, interval: float, timeout: float) -> dict:
         key = f"{r['connection']}:{r['reason']}"
         runs_by_reason[key] = runs_by_reason.get(key, 0) + 1
     run_seconds = sorted(r["ended"] - r["started"] for r in runs.values() if r.get("ended") and r.get("started"))
+    t0 = min((r["created"] for r in runs.values()), default=0.0)
+    # every run other than the webhook runs: what it was for and when it held its connection's slot
+    background = sorted(
+        ({"connection": r["connection"], "reason": r["reason"], "partition": r["partition"],
+          "created_s": round(r["created"] - t0, 1),
+          "dequeued_s": r.get("dequeued") and round(r["dequeued"] - t0, 1),
+          "ended_s": r.get("ended") and round(r["ended"] - t0, 1)}
+         for r in runs.values() if r["reason"] != "webhook"), key=lambda r: r["created_s"])
     return {"events_per_connection": events, "interval_seconds": interval, "per_erp": per_erp,
-            "runs_by_connection_and_reason": runs_by_reason,
+            "runs_by_connection_and_reason": runs_by_reason, "background_runs": background,
             "run_seconds_p50": percentile(run_seconds, 50), "run_seconds_max": max(run_seconds, default=None),
             "process_rss_mib": processes, "peak_rss": peak_rss, "largest_process": peak_cmd}
 

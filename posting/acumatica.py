@@ -9,6 +9,7 @@ resources/acumatica.py; errors surface unchanged as the shared RemoteError class
 
 from __future__ import annotations
 
+import threading
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -21,8 +22,8 @@ from mappings.canonical import CENT, APBill, ARInvoice, CashReceipt, Coding, Lin
 from mappings.connection import Connection
 from posting.adapter import Document, ErpChange, Existing, ReferenceData, References
 from posting.text_limits import clip
-from resources.acumatica import SYSTEM, AcumaticaClient, odata_string
-from resources.http import ConflictError, NotFoundError, RemoteError
+from resources.acumatica import RELEASE_ACTIONS, SYSTEM, AcumaticaClient, odata_string
+from resources.http import AuthError, ConflictError, NotFoundError, RemoteError
 from resources.vault import Vault
 
 ZERO = Decimal("0.00")
@@ -276,6 +277,9 @@ class AcumaticaAdapter:
 
     def __init__(self, client: AcumaticaClient):
         self.client = client
+        # releases started but not yet confirmed: (source type, key) -> the action's status URL
+        self._releasing: dict[tuple[str, str], str] = {}
+        self._releasing_lock = threading.Lock()
 
     @classmethod
     def open(cls, conn: Connection, vault: Vault) -> AcumaticaAdapter:
@@ -388,10 +392,7 @@ class AcumaticaAdapter:
         return records[0]
 
     def create_document(self, doc: Document, refs: References) -> str:
-        kind = KINDS[doc.source_type]
-        saved = self.client.put(kind.entity, self._render(doc, refs))
-        released = self.client.release(kind.entity, saved["id"])
-        return kind.key(released)
+        return self._save_and_release(doc.source_type, self._render(doc, refs))
 
     def update_document(self, doc: Document, existing: Existing, refs: References) -> str:
         kind = KINDS[doc.source_type]
@@ -404,9 +405,62 @@ class AcumaticaAdapter:
                 system=SYSTEM)
         current = self.client.get(kind.entity, [label, number], expand=kind.details)
         replaced = [{"id": row["id"], "delete": True} for row in current.get(kind.details) or []]
-        saved = self.client.put(kind.entity, {**record, "id": current["id"],
-                                              kind.details: replaced + record[kind.details]})
-        return kind.key(self.client.release(kind.entity, saved["id"]))
+        return self._save_and_release(doc.source_type, {**record, "id": current["id"],
+                                                        kind.details: replaced + record[kind.details]})
+
+    def _save_and_release(self, source_type: str, record: dict[str, Any]) -> str:
+        """PUT the document and start its release; ``settle`` confirms the release. The key
+        (type and reference number) is assigned at save and release keeps it, so nothing is read back."""
+        kind = KINDS[source_type]
+        saved = self.client.put(kind.entity, record, select="Type,ReferenceNbr")
+        key = kind.key(saved)
+        location = self.client.start_action(kind.entity, RELEASE_ACTIONS[kind.entity], saved["id"])
+        if location is not None:
+            with self._releasing_lock:
+                self._releasing[(source_type, key)] = location
+        return key
+
+    def settle(self) -> dict[tuple[str, str], RemoteError]:
+        """Wait for the releases started since the last call; returns (source type, key) -> why the
+        release failed. Polling every action would cost a request per document or more: instead one
+        look-up per ``lookup_chunk`` documents drops those already released, the earliest one still
+        running is polled to its end (those started after it are then mostly done too), and the
+        look-up repeats for the rest. A failed release surfaces when its own poll is reached."""
+        with self._releasing_lock:
+            pending, self._releasing = self._releasing, {}
+        failures: dict[tuple[str, str], RemoteError] = {}
+        for source_type, kind in KINDS.items():
+            running = {key: url for (st, key), url in pending.items() if st == source_type}  # in start order
+            while running:
+                for key in self._released(kind, list(running)):
+                    del running[key]
+                if not running:
+                    break
+                key, url = next(iter(running.items()))
+                del running[key]
+                try:
+                    self.client.wait_action(url, f"release of {kind.entity} {key}")
+                except AuthError:
+                    raise
+                except RemoteError as exc:
+                    failures[(source_type, key)] = exc
+        return failures
+
+    def _released(self, kind: DocumentKind, keys: list[str]) -> set[str]:
+        """Which of these documents are released (in the ledger) now; none when the look-up fails,
+        as it is only a shortcut past polling."""
+        numbers = sorted({kind.split_key(key)[1] for key in keys})
+        released: set[str] = set()
+        try:
+            for flt in or_filters([f"ReferenceNbr eq {odata_string(n)}" for n in numbers], self.lookup_chunk):
+                released |= {kind.key(row) for row in self.client.list(kind.entity, filter=flt,
+                                                                       select="Type,ReferenceNbr,Status")
+                             if row.get("Status") in IN_LEDGER}
+        except AuthError:
+            raise
+        except RemoteError:
+            return set()
+        return released & set(keys)
 
     def _render(self, doc: Document, refs: References) -> dict[str, Any]:
         if isinstance(doc, ARInvoice):

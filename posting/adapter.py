@@ -95,6 +95,11 @@ class ErpAdapter(Protocol):
 
     def update_document(self, doc: Document, existing: Existing, refs: References) -> str: ...
 
+    def settle(self) -> dict[tuple[str, str], Exception]:
+        """Wait for whatever create_document / update_document left finishing in the ERP (an
+        Acumatica release); returns (source_type, key) -> the error of each that failed. The
+        protocol records a post only after this, and calls it before the next stage."""
+
     def duplicate_external_refs(self, docs: list[Document]) -> dict[str, list[str]]:
         """External reference -> ERP keys, for references that appear more than once."""
 

@@ -207,6 +207,8 @@ class Poster:
             for r in fresh:
                 self._fail(r, exc, summary)
             return
+        awaiting: list[tuple[Record, str, str, object]] = []  # posts the ERP has yet to confirm
+
         def post_document(record: Record) -> None:
             doc = docs[record.id]
             try:
@@ -216,18 +218,35 @@ class Poster:
                 existing = found.get(doc.source_id)
                 if existing is not None and existing.updatable:
                     # saved by an earlier attempt but never released/posted: finish it, don't duplicate it
-                    self._done(record, self.adapter.update_document(doc, existing, self.refs), "completed_existing",
-                               summary, doc)
+                    awaiting.append((record, self.adapter.update_document(doc, existing, self.refs),
+                                     "completed_existing", doc))
                 elif existing is not None:
                     self._done(record, existing.key, "found_existing", summary)
                 else:
-                    self._done(record, self.adapter.create_document(doc, self.refs), "created", summary, doc)
+                    awaiting.append((record, self.adapter.create_document(doc, self.refs), "created", doc))
             except AuthError:
                 raise
             except (RemoteError, DependencyMissing) as exc:
                 self._fail(record, exc, summary)
 
-        self._each(fresh, post_document)
+        try:
+            self._each(fresh, post_document)
+        finally:
+            self._settle(awaiting, summary)
+
+    def _settle(self, awaiting: list[tuple[Record, str, str, object]], summary: PostingSummary) -> None:
+        """Record a stage's posts once the ERP has confirmed them (Acumatica finishes releases in the
+        background): a post whose completion failed fails its record, which the next attempt finds
+        unreleased and completes. Runs before the next stage, whose documents may depend on these."""
+        if not awaiting:
+            return
+        failures = self.adapter.settle()
+        for record, key, how, doc in awaiting:
+            exc = failures.get((record.source_type, key))
+            if exc is None:
+                self._done(record, key, how, summary, doc)
+            else:
+                self._fail(record, exc, summary)
 
     def _post_edit(self, record: Record, doc, prior: Record, summary: PostingSummary) -> None:
         """The record changed in ServiceTitan after an earlier version was posted."""
@@ -237,7 +256,7 @@ class Poster:
                 existing = Existing(key=prior.target_key, updatable=False)
             if existing.updatable:
                 key = self.adapter.update_document(doc, existing, self.refs)
-                self._done(record, key, "updated", summary, doc)
+                self._settle([(record, key, "updated", doc)], summary)
                 return
         except AuthError:
             raise

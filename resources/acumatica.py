@@ -501,36 +501,47 @@ class AcumaticaClient:
 
     def invoke(self, entity: str, action: str, record_id: str, parameters: Mapping[str, Any] | None = None) -> None:
         """Run an action on a record and wait for it: 202 + Location, polled until 204."""
+        location = self.start_action(entity, action, record_id, parameters)
+        if location is not None:
+            self.wait_action(location, f"{entity}/{action} on {record_id}")
+
+    def start_action(self, entity: str, action: str, record_id: str,
+                     parameters: Mapping[str, Any] | None = None) -> str | None:
+        """Start an action; returns the absolute URL to poll, or None when it finished at once (204)."""
         body = {"entity": {"id": record_id}, "parameters": wrap_values(parameters or {})}
         response = self._request("POST", f"/{entity}/{action}", content=json.dumps(body).encode(),
                                  headers={"Content-Type": "application/json"}, ok_statuses={202, 204})
         if response.status_code == 204:
-            return
+            return None
         location = response.headers.get("location")
         if not location:
             raise TransientError(f"Acumatica accepted {entity}/{action} without a Location to poll", system=SYSTEM,
                                  method="POST", path=f"{self.api_path}/{entity}/{action}", status=202)
-        url = urljoin(self.base_url + "/", location)
+        return urljoin(self.base_url + "/", location)
+
+    def wait_action(self, location: str, what: str) -> None:
+        """Poll a started action until 204; its failure surfaces as the status GET's RemoteError."""
         deadline = time.monotonic() + self.action_timeout
         wait = min(0.05, self.poll_interval)
         while True:
             # quick first looks (most releases finish in well under a second), then every poll_interval
             self._sleep(wait)
             wait = min(self.poll_interval, wait * 2)
-            status = self.http.request("GET", url, ok_statuses={202, 204})
+            status = self.http.request("GET", location, ok_statuses={202, 204})
             if status.status_code == 204:
                 return
             if time.monotonic() > deadline:
                 raise TransientError(
-                    f"{entity}/{action} on {record_id} still running after {self.action_timeout:.0f} s; check the "
-                    f"document's Status before retrying", system=SYSTEM, method="GET", path=location, status=202)
+                    f"{what} still running after {self.action_timeout:.0f} s; check the document's Status before "
+                    f"retrying", system=SYSTEM, method="GET", path=location, status=202)
 
-    def release(self, entity: str, record_id: str) -> dict:
-        """Release an Invoice, Payment or Bill and return it as saved afterwards."""
+    def release(self, entity: str, record_id: str) -> None:
+        """Release an Invoice, Payment or Bill and wait for it. The action's final 204 is the
+        confirmation; reading the document back would cost one more license-counted request per
+        document, so callers that need its new Status GET it themselves."""
         if entity not in RELEASE_ACTIONS:
             raise ValueError(f"Acumatica has no release action for {entity}; known: {', '.join(RELEASE_ACTIONS)}")
         self.invoke(entity, RELEASE_ACTIONS[entity], record_id)
-        return self.get(entity, record_id)
 
     # --- lookups --------------------------------------------------------------------------
     def find_by_external_ref(self, entity: str, refs: Iterable[str], *, extra_filter: str | None = None,

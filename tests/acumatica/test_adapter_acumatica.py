@@ -4,6 +4,7 @@ the demo connection, posted over real sockets into the Acumatica simulator with 
 
 from __future__ import annotations
 
+import logging
 from contextlib import closing
 from datetime import date
 from decimal import Decimal
@@ -279,14 +280,55 @@ def test_edit_updates_an_unreleased_document_and_holds_a_released_one(store, con
     assert acu.get("Invoice", held["id"])["Amount"] == Decimal("144.5")  # the released invoice is untouched
 
 
-def test_release_that_runs_in_the_background_is_awaited(store, make_sim):
-    slow = make_sim(tier="trial", release_seconds=0.5)  # 202 + Location, polled until done
+def test_releases_running_in_the_background_are_confirmed_by_one_look_up(store, make_sim, caplog):
+    """202 + Location releases: the stage's documents are confirmed by a $filter look-up, only the
+    earliest still running is polled, and nothing is read back after its release."""
+    slow = make_sim(tier="trial", release_seconds=0.5)
     conn = connection_for(slow)
     with closing(open_adapter(conn, vault_for(store, conn, slow))) as adapter:
+        intake(store, conn, CUSTOMERS, invoices=INVOICES)
+        with caplog.at_level(logging.DEBUG, logger="fieldledger.http"):
+            summary = post(store, conn, adapter)
+        assert summary.counts == {"posted": 4, "found_existing": 1} and not summary.failures, summary.counts
+        for source_id in ("7001", "7002", "7003"):
+            number = store.lookup(conn.name, "invoice", source_id).split()[1]
+            assert adapter.client.get("Invoice", [INVOICE_TYPES[source_id], number])["Status"] == "Open"
+    calls = [r.http["method"] + " " + r.http["path"].split("/24.200.001")[-1] for r in caplog.records
+             if hasattr(r, "http")]
+    polled = {c.rsplit("/", 1)[1] for c in calls if "/ReleaseInvoice/status/" in c}
+    assert calls.count("PUT /Invoice") == 3 and calls.count("POST /Invoice/ReleaseInvoice") == 3
+    assert len(polled) == 1, calls  # the earliest release; the look-up after it found the others done
+    assert calls.count("GET /Invoice") == 3, calls  # exactly-once look-up, then two confirming look-ups
+    assert not [c for c in calls if c.startswith("GET /Invoice/Invoice/") or c.startswith("GET /Invoice/Credit")]
+
+
+INVOICE_TYPES = {"7001": "Invoice", "7002": "Invoice", "7003": "Credit Memo"}
+
+
+def test_release_failing_in_the_background_fails_the_record_until_a_retry_completes_it(store, make_sim):
+    slow = make_sim(tier="trial", release_seconds=2.0)
+    conn = connection_for(slow)
+    with closing(open_adapter(conn, vault_for(store, conn, slow))) as adapter:
+        settle = adapter.settle
+
+        def a_person_holds_it_first():  # while its release is still running
+            for (_, key) in list(adapter._releasing):
+                adapter.client.put("Invoice", {"Type": "Invoice", "ReferenceNbr": key.split()[1], "Hold": True})
+            return settle()
+
+        adapter.settle = a_person_holds_it_first
         intake(store, conn, CUSTOMERS[:1], invoices=INVOICES[:1])
-        assert post(store, conn, adapter).counts["posted"] == 1
-        key = store.lookup(conn.name, "invoice", "7001")
-        assert adapter.client.get("Invoice", ["Invoice", key.split()[1]])["Status"] == "Open"
+        summary = post(store, conn, adapter)
+        assert [f["record"] for f in summary.failures] == ["invoice 7001"]
+        assert "is on hold and cannot be released" in summary.failures[0]["message"]
+        record = store.records(conn.name, source_type="invoice")[-1]
+        assert record.status == "failed" and store.lookup(conn.name, "invoice", "7001") is None
+        adapter.settle = settle
+        with store.transaction() as c:
+            c.execute("UPDATE records SET status = 'pending', next_attempt_at = NULL WHERE status = 'failed'")
+        assert post(store, conn, adapter, "r2").counts["posted"] == 1
+        rows = adapter.client.find_by_external_ref("Invoice", ["INV-7001"], select="CustomerOrder,Status")["INV-7001"]
+        assert [r["Status"] for r in rows] == ["Open"]  # the held document was completed, not duplicated
 
 
 def test_erp_validation_error_names_the_field(store, sim, vault, acu):

@@ -15,6 +15,8 @@ class MemoryErp:
         self.parties: dict[str, dict] = {}  # key -> party
         self.documents: dict[str, dict] = {}  # key -> {ref, doc, released}
         self.fail_next: list[Exception] = []
+        self.fail_release: dict[str, Exception] = {}  # external ref -> why its release fails (once)
+        self.unsettled: list[tuple[str, str]] = []  # (source type, key) created since the last settle
         self.calls: list[str] = []
         self._n = 0
 
@@ -60,13 +62,24 @@ class MemoryErp:
         self._maybe_fail()
         self._n += 1
         key = f"D{self._n:04d}"
-        self.documents[key] = {"ref": doc.external_ref, "doc": doc, "released": True}
+        failing = doc.external_ref in self.fail_release
+        self.documents[key] = {"ref": doc.external_ref, "doc": doc, "released": not failing}
+        self.unsettled.append((doc.source_type, key))
         return key
 
     def update_document(self, doc, existing, refs):
         self.calls.append("update_document")
         self.documents[existing.key]["doc"] = doc
+        self.documents[existing.key]["released"] = doc.external_ref not in self.fail_release
+        self.unsettled.append((doc.source_type, existing.key))
         return existing.key
+
+    def settle(self):
+        """Releases finish here, as Acumatica's do in the background; a failing one fails once."""
+        self.calls.append("settle")
+        pending, self.unsettled = self.unsettled, []
+        return {(st, key): self.fail_release.pop(self.documents[key]["ref"]) for st, key in pending
+                if self.documents[key]["ref"] in self.fail_release}
 
     def close(self):
         pass

@@ -80,6 +80,27 @@ def test_crash_after_erp_answer_is_found_not_reposted(store, conn):
     assert store.lookup(conn.name, "invoice", "5001") == "D0001"
 
 
+def test_post_is_recorded_only_after_the_erp_confirms_it(store, conn):
+    """A release that fails in the background (Acumatica's 202 + poll) fails the record, not
+    'posted'; the payment on it waits; the next attempt completes the unreleased document."""
+    erp = MemoryErp()
+    erp.fail_release["INV-5001"] = TransientError("release of Invoice INV 000001: 500", system="erp", status=500)
+    intake(store, conn, [customer()], [invoice()], [payment()])
+    summary = run_once(store, conn, erp)
+    assert erp.calls.index("settle") < len(erp.calls) - 1  # settled before the payment stage
+    failed = store.records(conn.name, source_type="invoice")[-1]
+    assert failed.status == "failed" and failed.error_class == "transient" and "release of Invoice" in failed.error_message
+    assert store.lookup(conn.name, "invoice", "5001") is None
+    assert [f["class"] for f in summary.failures] == ["transient", "dependency"]  # the payment waits for it
+    assert "posted" not in [a["step"] for a in store.audit_trail(conn.name, "invoice", "5001")]
+    with store.transaction() as c:
+        c.execute("UPDATE records SET next_attempt_at = now() WHERE status = 'failed'")
+    summary = Poster(store, erp, conn.name).post(store.claim(conn.name, "w", statuses=["failed"]))
+    assert summary.counts["posted"] == 2 and not summary.failures
+    assert erp.calls.count("update_document") == 1 and len(erp.documents) == 2  # completed, not duplicated
+    assert store.lookup(conn.name, "invoice", "5001") == "D0001"
+
+
 def test_matched_by_name_party_is_linked_not_created(store, conn):
     erp = MemoryErp()
     erp.parties["C000123"] = {"name": "O'Brien Family Dental"}
