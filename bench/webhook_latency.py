@@ -89,10 +89,16 @@ def _run_times(instance) -> dict[str, dict]:
              DagsterEventType.STEP_START: "posting"}
     out = {}
     for record in instance.get_run_records():
+        steps: dict[str, float] = {}
+        for e in instance.all_logs(record.dagster_run.run_id, of_type={DagsterEventType.STEP_START,
+                                                                       DagsterEventType.STEP_SUCCESS}):
+            if e.step_key:
+                sign = -1 if e.dagster_event_type == DagsterEventType.STEP_START else 1
+                steps[e.step_key] = steps.get(e.step_key, 0.0) + sign * e.timestamp
         times: dict = {"created": record.create_timestamp.timestamp(), "ended": record.end_time,
                        "reason": record.dagster_run.tags.get("fieldledger/reason"),
                        "connection": record.dagster_run.tags.get("fieldledger/connection"),
-                       "partition": record.dagster_run.tags.get("dagster/partition")}
+                       "partition": record.dagster_run.tags.get("dagster/partition"), "steps": steps}
         for kind, name in kinds.items():
             for e in instance.all_logs(record.dagster_run.run_id, of_type=kind):
                 if kind != DagsterEventType.STEP_START or e.step_key == "erp_postings":
@@ -173,6 +179,13 @@ def measure(events: int, interval: float, timeout: float) -> dict:
         runs_by_reason[key] = runs_by_reason.get(key, 0) + 1
     run_seconds = sorted(r["ended"] - r["started"] for r in runs.values() if r.get("ended") and r.get("started"))
     t0 = min((r["created"] for r in runs.values()), default=0.0)
+    webhook_runs = [r for r in runs.values() if r["reason"] == "webhook" and r.get("ended") and r.get("started")]
+    # where a webhook run holds its connection's slot: each step's median seconds, and the rest
+    step_names = sorted({k for r in webhook_runs for k in r["steps"]})
+    slot_seconds = {k: percentile([r["steps"][k] for r in webhook_runs if k in r["steps"]], 50) for k in step_names}
+    slot_seconds["run (start to end)"] = percentile([r["ended"] - r["started"] for r in webhook_runs], 50)
+    slot_seconds["launch (dequeued to start)"] = percentile(
+        [r["started"] - r["dequeued"] for r in webhook_runs if r.get("dequeued")], 50)
     # every run other than the webhook runs: what it was for and when it held its connection's slot
     background = sorted(
         ({"connection": r["connection"], "reason": r["reason"], "partition": r["partition"],
@@ -182,7 +195,7 @@ def measure(events: int, interval: float, timeout: float) -> dict:
          for r in runs.values() if r["reason"] != "webhook"), key=lambda r: r["created_s"])
     return {"events_per_connection": events, "interval_seconds": interval, "per_erp": per_erp,
             "runs_by_connection_and_reason": runs_by_reason, "background_runs": background,
-            "caught_up_before_measuring": sorted(baseline),
+            "caught_up_before_measuring": sorted(baseline), "webhook_run_seconds_p50": slot_seconds,
             "run_seconds_p50": percentile(run_seconds, 50), "run_seconds_max": max(run_seconds, default=None),
             "process_rss_mib": processes, "peak_rss": peak_rss, "largest_process": peak_cmd}
 

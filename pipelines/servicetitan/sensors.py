@@ -59,7 +59,7 @@ def plan_runs(events, today: date) -> tuple[dict[tuple[str, date], int], list[tu
     return dict(partitions), ignored, handled
 
 
-@dg.sensor(job=sync_job, minimum_interval_seconds=2, default_status=dg.DefaultSensorStatus.RUNNING,
+@dg.sensor(job=sync_job, minimum_interval_seconds=1, default_status=dg.DefaultSensorStatus.RUNNING,
            description="Requests a sync run for each (connection, day) a stored webhook event touches.")
 def webhook_inbox_sensor(context: dg.SensorEvaluationContext, fieldledger: FieldledgerResource):
     store = fieldledger.store
