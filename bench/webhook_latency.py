@@ -153,7 +153,7 @@ def measure(events: int, interval: float, timeout: float) -> dict:
             begin = run.get("posting") or launched
             dequeued = max(launched, run.get("dequeued") or launched)
             started = max(dequeued, run.get("started") or dequeued)
-            rows.append({"total": done - emit, "receiver": got - emit, "sensor wait": launched - got,
+            rows.append({"run_reason": run.get("reason"), "emitted_s": emit, "total": done - emit, "receiver": got - emit, "sensor wait": launched - got,
                          "run start": begin - launched, "posting": done - begin,
                          # run start, split: waiting for the connection's run slot, process start, extract + map
                          "queued": dequeued - launched, "launch": started - dequeued, "extract+map": begin - started,
@@ -172,6 +172,9 @@ def measure(events: int, interval: float, timeout: float) -> dict:
                              for s in (*SEGMENTS, *DETAIL)},
             "p95_seconds": {s: percentile([r[s] for r in rows], 95) for s in (*SEGMENTS, *DETAIL)},
             "joined_a_queued_run": sum(r["created_before_receipt"] for r in rows),
+            "slowest": [{"emitted": datetime.fromtimestamp(r["emitted_s"], UTC).isoformat(timespec="seconds"),
+                         "seconds": round(r["total"], 1), "run_reason": r["run_reason"]}
+                        for r in sorted(rows, key=lambda r: -r["total"])[:15]],
         }
     runs_by_reason: dict[str, int] = {}
     for r in runs.values():
@@ -187,15 +190,18 @@ def measure(events: int, interval: float, timeout: float) -> dict:
     slot_seconds["launch (dequeued to start)"] = percentile(
         [r["started"] - r["dequeued"] for r in webhook_runs if r.get("dequeued")], 50)
     # every run other than the webhook runs: what it was for and when it held its connection's slot
-    background = sorted(
-        ({"connection": r["connection"], "reason": r["reason"], "partition": r["partition"],
-          "created_s": round(r["created"] - t0, 1),
-          "dequeued_s": r.get("dequeued") and round(r["dequeued"] - t0, 1),
-          "ended_s": r.get("ended") and round(r["ended"] - t0, 1)}
-         for r in runs.values() if r["reason"] != "webhook"), key=lambda r: r["created_s"])
+    def at(value):
+        return value and round(value - t0, 1)
+
+    # every run: what it was for and when it held its connection's slot (seconds since the first run)
+    timeline = sorted(({"connection": r["connection"], "reason": r["reason"], "partition": r["partition"],
+                        "created_s": at(r["created"]), "dequeued_s": at(r.get("dequeued")),
+                        "started_s": at(r.get("started")), "ended_s": at(r.get("ended"))} for r in runs.values()),
+                      key=lambda r: r["created_s"])
+    background = [r for r in timeline if r["reason"] != "webhook"]
     return {"events_per_connection": events, "interval_seconds": interval, "per_erp": per_erp,
             "runs_by_connection_and_reason": runs_by_reason, "background_runs": background,
-            "caught_up_before_measuring": sorted(baseline), "webhook_run_seconds_p50": slot_seconds,
+            "caught_up_before_measuring": sorted(baseline), "run_timeline": timeline, "webhook_run_seconds_p50": slot_seconds,
             "run_seconds_p50": percentile(run_seconds, 50), "run_seconds_max": max(run_seconds, default=None),
             "process_rss_mib": processes, "peak_rss": peak_rss, "largest_process": peak_cmd}
 
