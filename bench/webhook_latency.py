@@ -20,6 +20,7 @@ event's latency is split where the time goes:
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from datetime import UTC, datetime
@@ -108,7 +109,7 @@ def _run_times(instance) -> dict[str, dict]:
 
 
 def measure(events: int, interval: float, timeout: float) -> dict:
-    stack = FullStack()
+    stack = FullStack(keep_home=bool(os.environ.get("FL_BENCH_KEEP_HOME")))  # keep its logs to read afterwards
     sampler = RssSampler(stack.pgdata)
     stack.start(daemon=False)
     try:
