@@ -425,25 +425,37 @@ class AcumaticaAdapter:
         release failed. Polling every action would cost a request per document or more: instead one
         look-up per ``lookup_chunk`` documents drops those already released, the earliest one still
         running is polled to its end (those started after it are then mostly done too), and the
-        look-up repeats for the rest. A failed release surfaces when its own poll is reached."""
+        look-up repeats for the rest while it clears at least as many documents as it costs
+        requests; past that (releases finishing one by one) the rest are polled one by one. A
+        failed release surfaces when its own poll is reached."""
         with self._releasing_lock:
             pending, self._releasing = self._releasing, {}
         failures: dict[tuple[str, str], RemoteError] = {}
+
+        def wait(source_type: str, kind: DocumentKind, key: str, url: str) -> None:
+            try:
+                self.client.wait_action(url, f"release of {kind.entity} {key}")
+            except AuthError:
+                raise
+            except RemoteError as exc:
+                failures[(source_type, key)] = exc
+
         for source_type, kind in KINDS.items():
             running = {key: url for (st, key), url in pending.items() if st == source_type}  # in start order
+            rounds = 0
             while running:
-                for key in self._released(kind, list(running)):
+                cost = -(-len(running) // self.lookup_chunk)
+                cleared = self._released(kind, list(running))
+                for key in cleared:
                     del running[key]
-                if not running:
+                rounds += 1
+                if rounds > 2 and len(cleared) < cost:
                     break
-                key, url = next(iter(running.items()))
-                del running[key]
-                try:
-                    self.client.wait_action(url, f"release of {kind.entity} {key}")
-                except AuthError:
-                    raise
-                except RemoteError as exc:
-                    failures[(source_type, key)] = exc
+                if running:
+                    key = next(iter(running))
+                    wait(source_type, kind, key, running.pop(key))
+            for key, url in running.items():
+                wait(source_type, kind, key, url)
         return failures
 
     def _released(self, kind: DocumentKind, keys: list[str]) -> set[str]:
