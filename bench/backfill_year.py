@@ -8,11 +8,14 @@ TIME_FACTOR times faster, so the tier's per-minute budget is spent TIME_FACTOR t
 launched, and the peak RSS of the largest process of the stack (every descendant of this process and
 PostgreSQL, sampled twice a second with psutil).
 
-On this shared 2-core machine a day-run costs ~12-30 s (run process launch, then the
-day's extract, map, post and reconcile steps and their event-log writes), one run at a time per
-connection: the whole year would take over an hour (1.2 h at 12 s a day), beyond the ~30 minutes `make bench` may take. So full
-mode backfills the most recent FL_BENCH_BACKFILL_DAYS days (default 30) and states the year's wall
-time extrapolated from the measured per-day cost; FL_BENCH_BACKFILL_DAYS=365 runs the whole year.
+Also: license-counted requests against the floor of Acumatica's workflow (a PUT per party, a PUT and
+a release action per invoice, payment and bill), and a projection of the wall time at the real clock
+(the ERP's share x TIME_FACTOR + the measured time not spent on the license), marked as a projection.
+
+A day-run costs ~7 s here (~2.5 s launching its process, ~1.5 s of step overhead, ~3 s of ERP
+requests), one run at a time per connection, so the whole year takes ~45 minutes: full mode
+backfills the most recent FL_BENCH_BACKFILL_DAYS days (default 30) and extrapolates the year;
+FL_BENCH_BACKFILL_DAYS=365 runs the whole year.
 
     python -m bench.backfill_year [--quick] [--json PATH]
 """
