@@ -7,7 +7,9 @@ For each claimed record version:
    it is still editable, otherwise hold it as ``needs_review`` (class ``conflict``);
 3. look the document up in the ERP by its external reference -> found: record its key, done
    (covers a crash between the ERP's answer and our write);
-4. otherwise post, then record the target key and the audit row in one transaction.
+4. otherwise post, then record the target key and the audit row in one transaction once the ERP
+   has confirmed the post (``settle``: Acumatica finishes releases in the background, confirmed
+   for a whole stage at once); a post that failed there fails its record instead.
 Parties are posted before the documents that reference them; invoices before the payments
 applied to them. Errors are classified, kept with the record and retried only when transient.
 """
