@@ -182,6 +182,37 @@ class SyncStore:
                 (state, detail, list(ids)),
             )
 
+    # --- what the operator asks (fieldledger status / errors) ---------------------------------
+
+    def activity(self, connection: str) -> dict[str, Any]:
+        """The connection's last webhook received, last posting, and its pending and open-failure counts."""
+        with self.transaction() as conn:
+            event = conn.execute("SELECT max(received_at) AS t FROM inbox WHERE connection = %s",
+                                 (connection,)).fetchone()
+            posting = conn.execute("SELECT max(at) AS t FROM audit WHERE connection = %s AND step = 'posted'",
+                                   (connection,)).fetchone()
+            counts = conn.execute(
+                "SELECT count(*) FILTER (WHERE status = 'pending') AS pending, "
+                "count(*) FILTER (WHERE status = ANY(%s)) AS failures FROM records WHERE connection = %s",
+                (list(OPEN_FAILURE_STATUSES), connection)).fetchone()
+        return {"last_event": event["t"], "last_posting": posting["t"], "pending": counts["pending"],
+                "open_failures": counts["failures"]}
+
+    def open_failures(self, connection: str | None = None, error_class: str | None = None) -> list[dict[str, Any]]:
+        """Records waiting on a person or a retry (quarantined, failed, needs_review), oldest day first."""
+        clauses, args = ["status = ANY(%s)"], [list(OPEN_FAILURE_STATUSES)]
+        if connection:
+            clauses.append("connection = %s")
+            args.append(connection)
+        if error_class:
+            clauses.append("error_class = %s")
+            args.append(error_class)
+        with self.transaction() as conn:
+            return conn.execute(
+                f"SELECT id, connection, source_type, source_id, business_date, status, error_class, error_message, "
+                f"attempts, next_attempt_at, updated_at FROM records WHERE {' AND '.join(clauses)} "
+                "ORDER BY connection, business_date, id", args).fetchall()
+
     def inbox_counts(self) -> dict[tuple[str, str], int]:
         with self.transaction() as conn:
             rows = conn.execute("SELECT connection, state, count(*) AS n FROM inbox GROUP BY 1, 2").fetchall()

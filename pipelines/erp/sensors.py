@@ -17,9 +17,11 @@ def retry_failed_records_sensor(context: dg.SensorEvaluationContext, fieldledger
     from pipelines.servicetitan.sensors import queued_partitions
 
     waiting = queued_partitions(context.instance)
-    due = [(c, d) for c, d in fieldledger.store.due_retry_partitions() if str(partition_key(c, d)) not in waiting]
+    active = {c.name for c in _active_connections()}  # a paused connection is not retried until resumed
+    due = [(c, d) for c, d in fieldledger.store.due_retry_partitions()
+           if c in active and str(partition_key(c, d)) not in waiting]
     if not due:
-        return dg.SkipReason("no failed records due for a retry")
+        return dg.SkipReason("no failed records due for a retry on an active connection")
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
     return dg.SensorResult(run_requests=[
         dg.RunRequest(partition_key=partition_key(conn, day), run_key=f"retry-{stamp}-{conn}-{day}",

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -130,45 +129,19 @@ def _wait_http(url: str, proc: subprocess.Popen, log: Path, timeout: float) -> N
         time.sleep(0.3)
 
 
-def _stop(proc: subprocess.Popen) -> None:
-    """Stop the webserver and everything it started (its code server included)."""
-    import psutil
-
-    try:
-        family = psutil.Process(proc.pid).children(recursive=True)
-    except psutil.NoSuchProcess:
-        family = []
-    if proc.poll() is None:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(5)
-    for child in family:
-        try:
-            child.terminate()
-        except psutil.NoSuchProcess:
-            pass
-    _, alive = psutil.wait_procs(family, timeout=10)
-    for child in alive:
-        child.kill()
-
-
 @pytest.fixture(scope="module")
 def ui(stack, tmp_path_factory) -> Iterator[Ui]:  # noqa: F811 - the fixture imported above
     """The real Dagster webserver on the stack's instance, after the partitions are materialized.
     It starts first so that its code location loads while the runs execute."""
+    from fieldledger.demo import Processes
     from fieldledger.instance import PROJECT_ROOT, prepare_environment
 
-    env = {**os.environ, **prepare_environment()}
     port = _free_port()
-    log = tmp_path_factory.mktemp("webserver") / "dagster-webserver.log"
-    with open(log, "wb") as out:
-        proc = subprocess.Popen(
-            [str(Path(sys.executable).parent / "dagster-webserver"), "-w", str(PROJECT_ROOT / "workspace.yaml"),
-             "-h", "127.0.0.1", "-p", str(port)],
-            stdout=out, stderr=subprocess.STDOUT, env=env, cwd=PROJECT_ROOT, start_new_session=True)
+    procs = Processes(tmp_path_factory.mktemp("webserver"))  # the demo's start and stop: its code server too
+    log = procs.log_dir / "dagster-webserver.log"
+    proc = procs.start("dagster-webserver", [str(Path(sys.executable).parent / "dagster-webserver"), "-w",
+                                             str(PROJECT_ROOT / "workspace.yaml"), "-h", "127.0.0.1", "-p", str(port)],
+                       env=prepare_environment())
     try:
         days, bad = _materialize(stack)
         url = f"http://127.0.0.1:{port}"
@@ -176,7 +149,7 @@ def ui(stack, tmp_path_factory) -> Iterator[Ui]:  # noqa: F811 - the fixture imp
         quarantined = [r for r in stack.store.records("cascade-hvac", statuses=["quarantined"], business_date=bad)]
         yield Ui(url, days, bad, quarantined)
     finally:
-        _stop(proc)
+        procs.stop_all()
 
 
 @pytest.fixture(scope="module")

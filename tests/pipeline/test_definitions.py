@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+from datetime import date
 
 import dagster as dg
 import pytest
@@ -91,3 +92,37 @@ def test_erp_changes_sensor_polls_both_erps_and_keeps_a_mark_per_connection(stac
     assert "cascade-hvac" in result.skip_message and "summit-mechanical" in result.skip_message
     for name in ("cascade-hvac", "summit-mechanical"):
         assert stack.store.get_cursor(name, "erp_changes")
+
+
+def test_retry_sensor_requests_due_days_of_active_connections_only(stack, instance):
+    from fieldledger import settings
+    from mappings.connection import load_connection_file
+    from mappings.intake import register
+    from pipelines.erp.sensors import retry_failed_records_sensor
+    from pipelines.resources import FieldledgerResource
+    from tests.mappings.test_rules import invoice
+
+    store = stack.store
+    day = date(2026, 11, 5)
+    for name in ("cascade-hvac", "summit-mechanical"):
+        conn = load_connection_file(settings.connections_dir() / f"{name}.yaml")
+        register(store, conn, "invoice", [invoice(id=9100, referenceNumber="INV-9100", invoiceDate="2026-11-05T00:00:00Z")],
+                 day)
+        (record,) = [r for r in store.claim(name, "w", business_date=day) if r.source_id == "9100"]
+        store.record_outcome(record.id, "failed", step="failed", outcome="transient", error_class="transient",
+                             error_message="503 from the ERP", retry_in_seconds=0)
+
+    def evaluate():
+        with dg.build_sensor_context(instance=instance, resources={"fieldledger": FieldledgerResource(
+                database_url=os.environ["FIELDLEDGER_DATABASE_URL"])}) as ctx:
+            return retry_failed_records_sensor(ctx)
+
+    assert sorted(str(r.partition_key) for r in evaluate().run_requests) == [
+        "cascade-hvac|2026-11-05", "summit-mechanical|2026-11-05"]
+    path = settings.connections_dir() / "summit-mechanical.yaml"
+    original = path.read_text()
+    path.write_text(original + "\npaused: true\n")
+    try:
+        assert [str(r.partition_key) for r in evaluate().run_requests] == ["cascade-hvac|2026-11-05"]
+    finally:
+        path.write_text(original)
