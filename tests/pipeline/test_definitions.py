@@ -108,9 +108,11 @@ def test_retry_sensor_requests_due_days_of_active_connections_only(stack, instan
         conn = load_connection_file(settings.connections_dir() / f"{name}.yaml")
         register(store, conn, "invoice", [invoice(id=9100, referenceNumber="INV-9100", invoiceDate="2026-11-05T00:00:00Z")],
                  day)
-        (record,) = [r for r in store.claim(name, "w", business_date=day) if r.source_id == "9100"]
-        store.record_outcome(record.id, "failed", step="failed", outcome="transient", error_class="transient",
-                             error_message="503 from the ERP", retry_in_seconds=0)
+        with store.transaction() as c:  # its post failed transiently and the backoff has passed
+            assert c.execute(
+                "UPDATE records SET status = 'failed', error_class = 'transient', next_attempt_at = now() "
+                "WHERE connection = %s AND source_type = 'invoice' AND source_id = '9100' AND business_date = %s",
+                (name, day)).rowcount == 1
 
     def evaluate():
         with dg.build_sensor_context(instance=instance, resources={"fieldledger": FieldledgerResource(
