@@ -64,6 +64,23 @@ class Record:
         return cls(**{k: row[k] for k in cls.__dataclass_fields__})
 
 
+def _where(**columns: Any) -> tuple[list[str], list[Any]]:
+    """SQL conditions and their arguments for the filters given: ``column = %s`` for a value,
+    ``column = ANY(%s)`` for a collection (an empty one matches nothing); None filters nothing."""
+    clauses: list[str] = []
+    args: list[Any] = []
+    for column, value in columns.items():
+        if value is None:
+            continue
+        if isinstance(value, str | int | date):
+            clauses.append(f"{column} = %s")
+            args.append(value)
+        else:
+            clauses.append(f"{column} = ANY(%s)")
+            args.append(list(value))
+    return clauses, args
+
+
 def content_hash(document: Any) -> str:
     """A stable hash of a JSON-able document (Decimal and dates rendered as strings)."""
     raw = json.dumps(document, sort_keys=True, separators=(",", ":"), default=str)
@@ -200,13 +217,7 @@ class SyncStore:
 
     def open_failures(self, connection: str | None = None, error_class: str | None = None) -> list[dict[str, Any]]:
         """Records waiting on a person or a retry (quarantined, failed, needs_review), oldest day first."""
-        clauses, args = ["status = ANY(%s)"], [list(OPEN_FAILURE_STATUSES)]
-        if connection:
-            clauses.append("connection = %s")
-            args.append(connection)
-        if error_class:
-            clauses.append("error_class = %s")
-            args.append(error_class)
+        clauses, args = _where(status=OPEN_FAILURE_STATUSES, connection=connection, error_class=error_class)
         with self.transaction() as conn:
             return conn.execute(
                 f"SELECT id, connection, source_type, source_id, business_date, status, error_class, error_message, "
@@ -272,19 +283,8 @@ class SyncStore:
 
     def records(self, connection: str, *, source_type: str | None = None, statuses: Iterable[str] | None = None,
                 business_date: date | None = None, source_id: str | None = None) -> list[Record]:
-        clauses, args = ["connection = %s"], [connection]
-        if source_type:
-            clauses.append("source_type = %s")
-            args.append(source_type)
-        if statuses:
-            clauses.append("status = ANY(%s)")
-            args.append(list(statuses))
-        if business_date:
-            clauses.append("business_date = %s")
-            args.append(business_date)
-        if source_id:
-            clauses.append("source_id = %s")
-            args.append(source_id)
+        clauses, args = _where(connection=connection, source_type=source_type, status=statuses,
+                               business_date=business_date, source_id=source_id)
         with self.transaction() as conn:
             rows = conn.execute(f"SELECT * FROM records WHERE {' AND '.join(clauses)} ORDER BY id", args).fetchall()
         return [Record.from_row(r) for r in rows]
@@ -339,18 +339,9 @@ class SyncStore:
               business_date: date | None = None, source_ids: Iterable[str] | None = None) -> list[Record]:
         """Take up to ``limit`` records for posting. Two workers never hold the same record: rows
         are locked with SKIP LOCKED and leased until ``claimed_until``."""
-        clauses = ["connection = %s", "status = ANY(%s)", "(claimed_until IS NULL OR claimed_until < now())",
-                   "(next_attempt_at IS NULL OR next_attempt_at <= now())"]
-        args: list[Any] = [connection, list(statuses)]
-        if source_types:
-            clauses.append("source_type = ANY(%s)")
-            args.append(list(source_types))
-        if business_date:
-            clauses.append("business_date = %s")
-            args.append(business_date)
-        if source_ids is not None:
-            clauses.append("source_id = ANY(%s)")
-            args.append(list(source_ids))
+        clauses, args = _where(connection=connection, status=list(statuses), source_type=source_types or None,
+                               business_date=business_date, source_id=None if source_ids is None else list(source_ids))
+        clauses += ["(claimed_until IS NULL OR claimed_until < now())", "(next_attempt_at IS NULL OR next_attempt_at <= now())"]
         with self.transaction() as conn:
             rows = conn.execute(
                 "UPDATE records SET claimed_by = %s, claimed_until = now() + make_interval(secs => %s) "
@@ -447,16 +438,8 @@ class SyncStore:
                 record_ids: Sequence[int] | None = None, business_date: date | None = None,
                 source_id: str | None = None, run_id: str | None = None) -> list[Record]:
         """Put failed records back to pending for a replay; each gets a 'replayed' audit row."""
-        clauses, args = ["connection = %s", "status = ANY(%s)"], [connection, list(statuses)]
-        if record_ids:
-            clauses.append("id = ANY(%s)")
-            args.append(list(record_ids))
-        if business_date:
-            clauses.append("business_date = %s")
-            args.append(business_date)
-        if source_id:
-            clauses.append("source_id = %s")
-            args.append(source_id)
+        clauses, args = _where(connection=connection, status=list(statuses), id=record_ids,
+                               business_date=business_date, source_id=source_id)
         with self.transaction() as conn:
             rows = conn.execute(
                 "UPDATE records SET status = 'pending', next_attempt_at = NULL, claimed_by = NULL, "
@@ -509,13 +492,7 @@ class SyncStore:
             self._audit(conn, connection, source_type, source_id, content_hash, step, outcome, detail or {}, run_id)
 
     def audit_trail(self, connection: str, source_type: str | None = None, source_id: str | None = None) -> list[dict]:
-        clauses, args = ["connection = %s"], [connection]
-        if source_type:
-            clauses.append("source_type = %s")
-            args.append(source_type)
-        if source_id:
-            clauses.append("source_id = %s")
-            args.append(source_id)
+        clauses, args = _where(connection=connection, source_type=source_type, source_id=source_id)
         with self.transaction() as conn:
             return conn.execute(f"SELECT * FROM audit WHERE {' AND '.join(clauses)} ORDER BY id", args).fetchall()
 
