@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import random
 import re
 import shutil
 import signal
@@ -35,6 +34,7 @@ import httpx
 import psutil
 
 from fieldledger.demo import Processes, _bin, _wait_for, _wait_http
+from simulators.runtime import free_port_block
 
 CONNECTIONS = ("cascade-hvac", "summit-mechanical")
 SIMULATORS = ("servicetitan", "acumatica", "vantagepoint")
@@ -142,7 +142,7 @@ class FullStack:
         from resources.store import SyncStore
         from resources.vault import Vault
 
-        self.port_base = _free_port_block()
+        self.port_base = free_port_block()
         self.receiver_port = self.port_base
         self.procs.start("simulators", [_bin("fieldledger"), "sim", "up", "--port-base", str(self.port_base),
                                         "--no-live", "--seed", str(self.seed), "--profile", self.profile,
@@ -468,25 +468,6 @@ class FullStack:
         lines += [f"database       {self.env['FIELDLEDGER_DATABASE_URL']}"]
         lines += [f"logs           {', '.join(str(p) for p in self.log_files())}"]
         return "\n".join(lines)
-
-
-def _free_port_block(size: int = 4) -> int:
-    """A base port whose next ``size`` ports are free now (the receiver and the three simulators)."""
-    for _ in range(200):
-        base = random.randint(20000, 40000) // 10 * 10
-        socks = []
-        try:
-            for i in range(size):
-                s = socket.socket()
-                socks.append(s)
-                s.bind(("127.0.0.1", base + i))
-            return base
-        except OSError:
-            continue
-        finally:
-            for s in socks:
-                s.close()
-    raise RuntimeError("no block of free ports found")
 
 
 def _execute(items: list) -> dict[str, bool]:

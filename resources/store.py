@@ -573,3 +573,9 @@ class SyncStore:
 
 def _dumps(value: Any) -> str:
     return json.dumps(value, default=str)
+
+
+def as_stored(value: Any) -> Any:
+    """``value`` as it reads back from a JSONB payload (dates, Decimals and the like become text),
+    for comparing a fresh record with the version the store holds."""
+    return json.loads(_dumps(value))

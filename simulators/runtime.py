@@ -7,6 +7,7 @@ Each simulator package exposes ``build(options: SimOptions) -> Simulator``; the 
 
 from __future__ import annotations
 
+import random
 import socket
 import threading
 import time
@@ -98,6 +99,27 @@ def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket() as s:
         s.bind((host, 0))
         return s.getsockname()[1]
+
+
+def free_port_block(size: int = 4, host: str = "127.0.0.1") -> int:
+    """A base port whose next ``size - 1`` ports are free too, below the kernel's ephemeral range
+    (32768+): stacks that restart on the same ports (the demo resuming, a restarted receiver) must
+    not find one handed meanwhile to another process's outgoing connection."""
+    for _ in range(200):
+        base = random.randint(20000, 32768 - size)
+        socks = []
+        try:
+            for i in range(size):
+                s = socket.socket()
+                socks.append(s)
+                s.bind((host, base + i))
+            return base
+        except OSError:
+            continue
+        finally:
+            for s in socks:
+                s.close()
+    raise RuntimeError(f"no block of {size} free ports below 32768")
 
 
 class ServedApp:

@@ -5,7 +5,6 @@ source payloads use."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable
 from datetime import date, timedelta
 from typing import Any
@@ -60,6 +59,7 @@ def changed_days(client, store, connection: str, source_type: str, first_from: s
     stores) names no day: re-running that day would only hold the connection's run slot while
     webhook runs wait behind it. Any difference still names the day."""
     from resources.servicetitan import STREAMS
+    from resources.store import as_stored
 
     days: set[date] = set()
     stream = EXPORT_STREAMS[source_type]
@@ -71,8 +71,7 @@ def changed_days(client, store, connection: str, source_type: str, first_from: s
         known = store.latest_sources(connection, source_type, [str(r.get("id")) for r in page.records])
         for row in page.records:
             stored = known.get(str(row.get("id")))
-            if stored is not None and stored == json.loads(json.dumps(api_shape(model.model_validate(row)),
-                                                                      default=str)):
+            if stored is not None and stored == as_stored(api_shape(model.model_validate(row))):
                 continue
             value = row.get(DATE_FIELD[source_type]) or row.get("createdOn")
             if value:

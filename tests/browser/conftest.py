@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -18,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from simulators.runtime import free_port
 from tests.pipeline.conftest import stack  # noqa: F401 - the fixture, reused as is
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -64,12 +64,6 @@ def chromium() -> Path:
             pytest.fail(f"the browser test needs Debian's chromium at {CHROMIUM} and installing it failed: "
                         f"{problem}. Install it with `apt-get install -y chromium`.", pytrace=False)
     return CHROMIUM
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @dataclass
@@ -136,7 +130,7 @@ def ui(stack, tmp_path_factory) -> Iterator[Ui]:  # noqa: F811 - the fixture imp
     from fieldledger.demo import Processes
     from fieldledger.instance import PROJECT_ROOT, prepare_environment
 
-    port = _free_port()
+    port = free_port()
     procs = Processes(tmp_path_factory.mktemp("webserver"))  # the demo's start and stop: its code server too
     log = procs.log_dir / "dagster-webserver.log"
     proc = procs.start("dagster-webserver", [str(Path(sys.executable).parent / "dagster-webserver"), "-w",

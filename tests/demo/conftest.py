@@ -15,7 +15,7 @@ import httpx
 import pytest
 
 from simulators.launcher import RunningSimulators, start_all
-from simulators.runtime import SimOptions
+from simulators.runtime import SimOptions, free_port_block
 
 FAST = {"tier": "trial", "release_seconds": 0.05, "days": 40, "invoices_per_day": 8, "customers": 120}
 
@@ -41,7 +41,7 @@ class SimProcess:
 
     def __init__(self, state_dir: Path, home: Path):
         self.state_dir, self.home = state_dir, home
-        self.port_base = _free_block()
+        self.port_base = free_port_block()
         self.info_file = home / "sim.json"
         self.proc: subprocess.Popen | None = None
 
@@ -67,30 +67,6 @@ class SimProcess:
         code = self.proc.wait(20)
         self.log.close()
         return code
-
-
-def _free_block(size: int = 4) -> int:
-    """A port base whose next ``size - 1`` ports are free too, below the kernel's ephemeral range
-    (32768+): the demo reuses its ports when it resumes, and an ephemeral port freed by the first
-    run can meanwhile be handed to another test's connection or server."""
-    import random
-
-    for _ in range(200):
-        base = random.randint(20000, 32000)
-        if all(_free(base + i) for i in range(size)):
-            return base
-    raise RuntimeError(f"no block of {size} free ports below 32768")
-
-
-def _free(port: int) -> bool:
-    import socket
-
-    with socket.socket() as s:
-        try:
-            s.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
 
 
 @pytest.fixture

@@ -20,7 +20,7 @@ import pytest
 from cryptography.fernet import Fernet
 
 from resources.vantagepoint import VantagepointClient
-from tests.demo.conftest import _free_block
+from simulators.runtime import free_port_block
 from tests.demo.test_simulator_persistence import acumatica_client
 
 pytestmark = pytest.mark.slow
@@ -81,11 +81,11 @@ class Demo:
 
 @pytest.fixture
 def demo(pg_server, template_db, tmp_path) -> Demo:
-    base = _free_block()
+    base = free_port_block()
     env = {**os.environ, "FIELDLEDGER_HOME": str(tmp_path), "FIELDLEDGER_DATABASE_URL": _database(pg_server, template_db),
            "FIELDLEDGER_DAGSTER_DATABASE_URL": _database(pg_server, None),
            "FIELDLEDGER_MASTER_KEY": Fernet.generate_key().decode(), "DAGSTER_HOME": str(tmp_path / "dagster"),
-           "FIELDLEDGER_DEMO_PORT_BASE": str(base), "FIELDLEDGER_DEMO_UI_PORT": str(_free_block(1))}
+           "FIELDLEDGER_DEMO_PORT_BASE": str(base), "FIELDLEDGER_DEMO_UI_PORT": str(free_port_block(1))}
     running = Demo(tmp_path, env)
     yield running
     if running.proc is not None and running.proc.poll() is None:
