@@ -35,6 +35,7 @@ from simulators.servicetitan.webhooks import WebhookHub
 from simulators.servicetitan.wire import dumps, json_response, problem, problem_body, ticks_of
 from simulators.snapshots import resumed_clock
 
+REGISTRATION_SETTINGS = ("shape", "signing", "header", "encoding", "date_shift_days")  # see webhooks.py
 API_PREFIXES = ("/accounting/", "/crm/", "/inventory/", "/settings/", "/pricebook/", "/jpm/", "/dispatch/")
 
 
@@ -109,7 +110,8 @@ class ServiceTitanSim:
         self.issuer.revoke_after = options.profile.token_revoke_after_seconds
         self.limiter = RequestLimiter(int(opts.get("rate_limit_per_second", 60)))
         self.latency_ms = float(options.latency_ms)
-        self.hub = WebhookHub(self.faults, options.time_factor, opts)
+        self.hub = WebhookHub(self.faults, options.time_factor, opts,
+                              {t.tenant_id: t.contractor.key for t in self.tenants.values()})
         self.live = LiveMode(self.tenants, self.clock, options.seed, self.hub.publish, options.live_rate_per_minute)
         self._rng = random.Random(options.seed)
         self._stats_lock = threading.Lock()
@@ -125,7 +127,8 @@ class ServiceTitanSim:
         tenants = {
             t.contractor.key: {"tenant": t.tenant_id, "client_id": t.credentials.client_id,
                                "client_secret": t.credentials.client_secret, "app_key": t.credentials.app_key,
-                               "webhook_secret": t.credentials.webhook_secret}
+                               "webhook_secret": t.credentials.webhook_secret,
+                               "webhook": self.hub.defaults(t.tenant_id, t.contractor.key)}
             for t in self.tenants.values()
         }
         first = next(iter(tenants.values()))
@@ -154,7 +157,7 @@ class ServiceTitanSim:
             Route("/_sim/clock", self.sim_clock, methods=["GET", "POST"]),
             Route("/_sim/webhooks", self.sim_webhooks, methods=["GET", "POST"]),
             Route("/_sim/webhooks/deliveries", self.sim_deliveries, methods=["GET"]),
-            Route("/_sim/webhooks/{reg_id:int}", self.sim_webhook_delete, methods=["DELETE"]),
+            Route("/_sim/webhooks/{reg_id:int}", self.sim_webhook_delete, methods=["DELETE", "PATCH"]),
             Route("/_sim/live/tick", self.sim_tick, methods=["POST"]),
             Route("/_sim/records/{tenant:int}/{kind}/{record_id:int}", self.sim_record, methods=["GET", "DELETE"]),
             Route("/_sim/records/{tenant:int}/{kind}/{record_id:int}/touch", self.sim_touch, methods=["POST"]),
@@ -326,12 +329,23 @@ class ServiceTitanSim:
             tenant = int(body["tenant"])
             data = self.tenants[tenant]
             reg = self.hub.register(tenant, str(body["url"]), body.get("secret"), body.get("events"),
-                                    data.credentials.webhook_secret)
+                                    data.credentials.webhook_secret, data.contractor.key,
+                                    **{k: body.get(k) for k in REGISTRATION_SETTINGS})
         except (KeyError, ValueError, TypeError) as exc:
             return json_response({"error": f"invalid registration: {exc}"}, 400)
         return json_response({"id": reg.id, "secret": reg.secret, **reg.public()}, 201)
 
     async def sim_webhook_delete(self, request: Request) -> Response:
+        if request.method == "PATCH":  # a portal edit: {"secret", "shape", "signing", "header", ...}
+            body = await request.json()
+            try:
+                reg = self.hub.update(request.path_params["reg_id"], {k: body.get(k) for k in
+                                                                     ("secret", *REGISTRATION_SETTINGS)})
+            except (ValueError, TypeError) as exc:
+                return json_response({"error": f"invalid change: {exc}"}, 400)
+            if reg is None:
+                return json_response({"error": "no such webhook"}, 404)
+            return json_response(reg.public())
         if not self.hub.unregister(request.path_params["reg_id"]):
             return json_response({"error": "no such webhook"}, 404)
         return Response(status_code=204)

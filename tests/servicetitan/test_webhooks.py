@@ -1,4 +1,5 @@
-"""Live changes arrive as signed webhooks; retries, duplicates and deletions behave as documented."""
+"""Live changes arrive as webhooks in the shape and with the authentication each registration
+asks for; retries, duplicates and deletions behave as documented."""
 
 from __future__ import annotations
 
@@ -6,9 +7,12 @@ import base64
 import hashlib
 import hmac
 import json
+import re
 import threading
 import time
+from datetime import date, timedelta
 
+import pytest
 from starlette.applications import Starlette
 from starlette.responses import Response
 from starlette.routing import Route
@@ -46,6 +50,16 @@ class Receiver:
                     return list(self.received)
             time.sleep(0.02)
         raise AssertionError(f"expected {n} deliveries, got {len(self.received)}")
+
+
+def _settled(ctl, timeout: float = 10.0) -> dict:
+    """The hub's counts once nothing is pending or in flight (it counts a delivery after its answer)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        counts = ctl.get("/_sim/webhooks/deliveries").json()
+        if counts["pending"] == 0 and counts["sent"] + counts["given_up"] >= 1 or time.monotonic() > deadline:
+            return counts
+        time.sleep(0.02)
 
 
 def _verify(secret: str, body: bytes, signature: str) -> bool:
@@ -106,7 +120,7 @@ def test_failed_deliveries_are_retried(st_factory):
         ctl.post("/_sim/webhooks", json={"tenant": T, "url": receiver.url, "secret": "s" * 40}).raise_for_status()
         ctl.post("/_sim/live/tick", json={"count": 1, "tenant": T, "eventTypes": ["vendor.created"]})
         got = receiver.wait_for(1)
-        counts = ctl.get("/_sim/webhooks/deliveries").json()
+        counts = _settled(ctl)
     assert len(got) == 1
     assert counts["failed"] == 2 and counts["retried"] == 2 and counts["sent"] == 1
     receiver.served.stop()
@@ -135,3 +149,86 @@ def test_registration_rules_and_unregister(st):
         assert any(r["id"] == reg["id"] for r in ctl.get("/_sim/webhooks").json())
         assert ctl.delete(f"/_sim/webhooks/{reg['id']}").status_code == 204
         assert all(r["id"] != reg["id"] for r in ctl.get("/_sim/webhooks").json())
+
+
+STAMP = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{7}Z$")
+
+
+def test_v1_shape_puts_the_record_at_the_top_with_event_info(st_factory):
+    running = st_factory(webhook_shape="cascade-hvac:v1")
+    receiver = Receiver()
+    with running.control() as ctl:
+        reg = ctl.post("/_sim/webhooks", json={"tenant": T, "url": receiver.url}).json()
+        assert reg["shape"] == "v1" and reg["signing"] == "hmac"
+        events = ctl.post("/_sim/live/tick", json={"count": 4, "tenant": T,
+                                                   "eventTypes": ["invoice.created", "payment.created"]}).json()
+    got = receiver.wait_for(len(events["events"]))
+    stamps = []
+    for headers, body in got:
+        payload = json.loads(body)
+        info = payload["__eventInfo"]
+        assert info["webhookId"] == payload["webhookId"] == reg["id"]
+        assert STAMP.match(info["eventId"]) and payload["eventId"] == info["eventId"]
+        assert info["webhookType"] in ("InvoiceCreated", "PaymentCreated", "InvoiceUpdated", "CustomerCreated")
+        assert payload["__tenantInfo"] == {"id": T, "name": "cascade-hvac"}
+        assert isinstance(payload["id"], int) and "data" not in payload and "eventType" not in payload
+        assert _verify(reg["secret"], body, headers["x-servicetitan-signature"])
+        stamps.append(info["eventId"])
+    assert len(set(stamps)) == len(stamps)  # the instant is the V1 event id: never shared
+    assert [(json.loads(b)["__eventInfo"]["webhookType"], json.loads(b)["id"]) for _, b in got] == [
+        ("".join(p.capitalize() for p in e["eventType"].split(".")), e["id"]) for e in events["events"]]
+    receiver.served.stop()
+
+
+def test_v2_guess_and_unsigned_deliveries_per_tenant(st_factory):
+    running = st_factory(webhook_shape="v2", webhook_signing="cascade-hvac:none,summit-mechanical:hmac")
+    assert running.creds()["webhook"]["signing"] == "none"
+    assert running.creds("summit-mechanical")["webhook"]["signing"] == "hmac"
+    receiver = Receiver()
+    with running.control() as ctl:
+        ctl.post("/_sim/webhooks", json={"tenant": T, "url": receiver.url + "?token=in-the-url"}).raise_for_status()
+        [event] = ctl.post("/_sim/live/tick", json={"count": 1, "tenant": T,
+                                                    "eventTypes": ["inventorybill.created"]}).json()["events"]
+    [(headers, body)] = receiver.wait_for(1)
+    payload = json.loads(body)
+    assert payload["eventType"] == "InventoryBillCreated" and payload["tenantId"] == T
+    assert payload["entity"] == {"type": "InventoryBill", "id": event["id"], "action": "created"}
+    assert payload["data"]["id"] == event["id"]
+    assert not any("signature" in name for name in headers)  # an app without an HMAC key signs nothing
+    receiver.served.stop()
+
+
+def test_lying_dates_and_a_rotated_key(st_factory):
+    running = st_factory()
+    receiver = Receiver()
+    with running.control() as ctl:
+        reg = ctl.post("/_sim/webhooks", json={"tenant": T, "url": receiver.url, "date_shift_days": -3,
+                                               "encoding": "hex", "header": "X-Hook-Sig"}).json()
+        [event] = ctl.post("/_sim/live/tick", json={"count": 1, "tenant": T,
+                                                    "eventTypes": ["vendor.created"]}).json()["events"]
+        receiver.wait_for(1)
+        rotated = "r" * 48
+        assert ctl.patch(f"/_sim/webhooks/{reg['id']}", json={"secret": rotated}).status_code == 200
+        assert ctl.patch(f"/_sim/webhooks/{reg['id']}", json={"shape": "v9"}).status_code == 400
+        events = ctl.post("/_sim/live/tick", json={"count": 1, "tenant": T,
+                                                   "eventTypes": ["invoice.created"]}).json()["events"]
+        [invoice_id] = [e["id"] for e in events if e["eventType"] == "invoice.created"]
+        real = ctl.get(f"/_sim/records/{T}/invoices/{invoice_id}").json()["record"]
+    got = receiver.wait_for(1 + len(events))
+    headers, body = next((h, b) for h, b in got if json.loads(b)["data"]["id"] == invoice_id
+                         and json.loads(b)["eventType"] == "invoice.created")
+    assert headers["x-hook-sig"] == hmac.new(rotated.encode(), body, hashlib.sha256).hexdigest()
+    lied = json.loads(body)["data"]
+    assert date.fromisoformat(lied["invoiceDate"][:10]) == date.fromisoformat(real["invoiceDate"][:10]) - timedelta(3)
+    assert lied["total"] == real["total"]
+    receiver.served.stop()
+
+
+@pytest.mark.parametrize("option", [{"webhook_shape": "v3"}, {"webhook_signing": "cascade-hvac:maybe"},
+                                    {"webhook_signature_encoding": "base32"}])
+def test_a_bad_webhook_option_fails_at_start(option):
+    from simulators.runtime import SimOptions
+    from simulators.servicetitan import ServiceTitanSim
+
+    with pytest.raises(ValueError, match="webhook"):
+        ServiceTitanSim(SimOptions(seed=3, options={"days": 2, "customers": 20, "invoices_per_day": 1, **option}))
