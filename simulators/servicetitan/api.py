@@ -4,7 +4,9 @@ scope, filters, export feed), and the engine that answers list, by-id and export
 List semantics follow the reference: ``page`` from 1 (0 tolerated), ``pageSize`` default 50 and
 max 5000, ``includeTotal``, ``ids`` at most 50, ``active``/``activeState`` defaulting to active
 only, created/modified windows (on-or-after inclusive, before exclusive), ``sort=±Field``, and
-unknown parameters silently ignored. Export feeds take ``from`` (a continuation token or a date)
+unknown parameters silently ignored. Parameters the spec types as arrays travel the OpenAPI
+default way (form style, exploded: ``statuses=A&statuses=B``); a string parameter given twice
+binds its first value, as ASP.NET does. Export feeds take ``from`` (a continuation token or a date)
 and ``includeRecentChanges``, return active, inactive and deleted rows ordered by modifiedOn.
 """
 
@@ -105,6 +107,45 @@ def _parse_int(value: str, name: str) -> int:
         raise BadRequest({name: [f"The value '{value}' is not valid."]}) from None
 
 
+@dataclass(frozen=True)
+class AnyOf:
+    """An array-typed query parameter: a row matches when ``get(row)`` is one of the values.
+
+    The spec leaves style/explode at the OpenAPI defaults (form, explode: true), so each element
+    is its own ``name=value`` pair and a comma is part of the value, not a separator. ASP.NET binds
+    every element and refuses one it cannot parse (an enum name, matched case-insensitively, or an
+    integer) with a 400 naming the parameter."""
+
+    get: Callable[[Row], object]
+    choices: tuple[str, ...] = ()  # the spec's enum; empty means integers
+
+    def build(self, name: str, values: list[str]) -> Predicate:
+        wanted = {self._element(name, v) for v in values}
+        get = self.get
+        return lambda r: get(r) in wanted
+
+    def _element(self, name: str, value: str) -> object:
+        if not self.choices:
+            return _parse_int(value, name)
+        for choice in self.choices:
+            if choice.lower() == value.strip().lower():
+                return choice
+        raise BadRequest({name: [f"The value '{value}' is not valid."]})
+
+
+def _attr(name: str) -> Callable[[Row], object]:
+    return lambda r: getattr(r, name)
+
+
+# The enums of the array parameters served (accounting v2: TransactionStatus, InvoiceReviewStatus,
+# InvoiceConfiguration, InventoryBillSyncStatus).
+TRANSACTION_STATUSES = ("Pending", "Posted", "Exported")
+REVIEW_STATUSES = ("NeedsReview", "OnHold", "Reviewed", "PendingApproval", "Rejected", "ReadyForBilling", "Invoiced")
+INVOICE_CONFIGURATIONS = ("JobInvoice", "ProjectInvoice", "CounterSales", "MembershipInvoice",
+                          "InterestChargeInvoice", "ARImportInvoice")
+BILL_SYNC_STATUSES = ("Pending", "Posted", "Exported", "PostedAndExported")
+
+
 COMMON: dict[str, FilterBuilder] = {
     "createdOnOrAfter": _time_filter(lambda r: r.created, "ge"),
     "createdBefore": _time_filter(lambda r: r.created, "lt"),
@@ -120,7 +161,8 @@ class Resource:
     kind: str
     scope: str
     active_param: str | None = "active"  # "active" (True|Any|False), "activeState", or None
-    filters: dict[str, FilterBuilder] = field(default_factory=dict)
+    filters: dict[str, FilterBuilder | AnyOf] = field(default_factory=dict)
+    ids_array: bool = False  # ``ids`` typed as an array (repeated), not a comma-delimited string
     modified_filters: bool = True
     export: bool = False
     by_id: bool = False
@@ -138,7 +180,7 @@ RESOURCES: tuple[Resource, ...] = (
              filters={"name": _contains("name")}, label="Customer"),
     Resource("crm", "locations", "locations", "tn.crm.locations:r", export=True, by_id=True,
              filters={"customerId": _int_eq("customer_id"), "name": _contains("name")}, label="Location"),
-    Resource("inventory", "vendors", "vendors", "tn.inv.vendors:r", by_id=True, label="Vendor"),
+    Resource("inventory", "vendors", "vendors", "tn.inv.vendors:r", by_id=True, ids_array=True, label="Vendor"),
     Resource("inventory", "purchase-orders", "purchase-orders", "tn.inv.purchaseorders:r", active_param=None,
              export=True, by_id=True, label="Purchase order", filters={
                  "status": _str_in("status"), "number": _str_in("number"), "jobId": _int_eq("job_id"),
@@ -153,7 +195,11 @@ RESOURCES: tuple[Resource, ...] = (
                  "invoicedOnOrAfter": _time_filter(_day_ticks, "ge"),
                  "invoicedOnBefore": _time_filter(_day_ticks, "lt"),
                  "businessUnitId": _int_eq("bu_id"), "customerId": _int_eq("customer_id"),
-                 "jobId": _int_eq("job_id"), "number": _str_in("number"), "statuses": _str_in("sync_status"),
+                 "jobId": _int_eq("job_id"), "number": _str_in("number"),
+                 "statuses": AnyOf(_attr("sync_status"), TRANSACTION_STATUSES),
+                 "reviewStatuses": AnyOf(_attr("review_status"), REVIEW_STATUSES),
+                 "assignedToIds": AnyOf(lambda r: None),  # nobody is assigned in the simulator
+                 "invoiceConfigurations": AnyOf(lambda r: "JobInvoice", INVOICE_CONFIGURATIONS),  # as rendered
                  "adjustmentToId": _int_eq("adjustment_to")}),
     Resource("accounting", "payments", "payments", "tn.acc.payments:r", active_param="activeState", export=True,
              label="Payment", filters={
@@ -164,7 +210,7 @@ RESOURCES: tuple[Resource, ...] = (
              export=True, label="Inventory bill", filters={
                  "dateFrom": _time_filter(_day_ticks, "ge"), "dateTo": _bill_date_to,
                  "businessUnitIds": _int_in("bu_id"), "billNumber": _str_in("number"),
-                 "syncStatuses": _str_in("sync_status")}),
+                 "syncStatuses": AnyOf(_attr("sync_status"), BILL_SYNC_STATUSES)}),
 )
 
 BY_ROUTE = {(r.namespace, r.path): r for r in RESOURCES}
@@ -215,11 +261,20 @@ def _active_predicate(res: Resource, params) -> Predicate | None:
     return choices[value]
 
 
-def _ids(params) -> list[int] | None:
-    raw = params.getlist("ids")
+def _first(params, name: str) -> str | None:
+    """A scalar parameter given more than once binds its first value (ASP.NET's FirstValue)."""
+    values = params.getlist(name)
+    return values[0] if values else None
+
+
+def _ids(res: Resource, params) -> list[int] | None:
+    if res.ids_array:
+        raw = [v for v in params.getlist("ids") if v.strip()]
+    else:
+        raw = [v for v in (_first(params, "ids") or "").split(",") if v.strip()]
     if not raw:
         return None
-    ids = [_parse_int(v, "ids") for chunk in raw for v in chunk.split(",") if v.strip()]
+    ids = [_parse_int(v, "ids") for v in raw]
     if len(ids) > MAX_IDS:
         raise BadRequest({"Ids": [f"Simple IDs lookup should not contain more than {MAX_IDS} items."]})
     return ids
@@ -254,13 +309,18 @@ def list_page(data: TenantData, res: Resource, params, options: dict) -> dict:
     else:
         builders.update({k: v for k, v in COMMON.items() if k.startswith("created")})
     for name, build in builders.items():
-        value = params.get(name)
+        if isinstance(build, AnyOf):
+            values = [v for v in params.getlist(name) if v.strip()]
+            if values:
+                predicates.append(build.build(name, values))
+            continue
+        value = _first(params, name)
         if value:
             try:
                 predicates.append(build(value, options))
             except ValueError:
                 raise BadRequest({name: [f"The value '{value}' is not valid."]}) from None
-    ids = _ids(params)
+    ids = _ids(res, params)
     sort = (params.get("sort") or "").strip()
     with data.lock:
         table = data.tables[res.kind]
