@@ -20,6 +20,8 @@ ID_READERS = {
     "customer": lambda c, ids: c.customers(ids=ids),
     "vendor": lambda c, ids: c.vendors(ids=ids),
     "invoice": lambda c, ids: c.invoices(ids=ids),
+    "payment": lambda c, ids: c.payments(ids=ids),
+    "bill": lambda c, ids: c.inventory_bills(ids=ids),
 }
 EXPORT_STREAMS = {"invoice": "invoices", "payment": "payments", "bill": "inventory_bills"}
 DATE_FIELD = {"invoice": "invoiceDate", "payment": "date", "bill": "billDate"}
