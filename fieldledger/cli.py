@@ -388,19 +388,14 @@ def sim_up(
 ) -> None:
     """Run the simulators in the foreground until Ctrl-C."""
     from simulators.faults import parse_profile
-    from simulators.launcher import run_foreground
+    from simulators.launcher import parse_options, run_foreground
     from simulators.runtime import SimOptions
 
     try:
         fault_profile = parse_profile(profile)
+        extra = parse_options(option)
     except ValueError as exc:
         fail(str(exc), 2)
-    extra = {}
-    for item in option or []:
-        key, sep, value = item.partition("=")
-        if not sep:
-            fail(f"--option takes KEY=VALUE, got {item!r}", 2)
-        extra[key] = value
     if time_factor <= 0:
         fail("--time-factor must be above 0", 2)
     options = SimOptions(seed=seed, profile=fault_profile, live=live, live_rate_per_minute=rate, options=extra,

@@ -5,15 +5,43 @@ from __future__ import annotations
 
 import importlib
 import json
+import math
 import os
 import signal
 import threading
 from pathlib import Path
+from typing import Any
 
 from simulators.runtime import ServedApp, SimOptions
 from simulators.snapshots import SnapshotError
 
 SIMULATORS = (("servicetitan", 1), ("acumatica", 2), ("vantagepoint", 3))
+
+
+def parse_option(item: str) -> tuple[str, Any]:
+    """``KEY=VALUE`` from the command line -> (key, typed value), the one place that decides what
+    a value means. The simulators read options as Python values (``if options.get(flag)``), so
+    text must not reach them as-is: "false" is a non-empty, truthy string. true/false (any case)
+    are booleans; a JSON number, object, array or null is that value; anything else (``trial``,
+    a path, ``007``) stays text."""
+    key, sep, raw = item.partition("=")
+    key = key.strip()
+    if not sep or not key:
+        raise ValueError(f"--option takes KEY=VALUE (e.g. tier=trial), got {item!r}")
+    text = raw.strip()
+    if text.lower() in ("true", "false"):
+        return key, text.lower() == "true"
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return key, raw
+    if isinstance(value, float) and not math.isfinite(value):  # json accepts NaN / Infinity
+        return key, raw
+    return key, value
+
+
+def parse_options(items: list[str] | None) -> dict[str, Any]:
+    return dict(parse_option(item) for item in items or [])
 
 
 class RunningSimulators:
