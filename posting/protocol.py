@@ -5,11 +5,18 @@ For each claimed record version:
 1. posted before with this content hash -> nothing to do (the claim never returns it);
 2. another version was posted before (edited in ServiceTitan) -> update the ERP document while
    it is still editable, otherwise hold it as ``needs_review`` (class ``conflict``);
-3. look the document up in the ERP by its external reference -> found: record its key, done
-   (covers a crash between the ERP's answer and our write);
+3. look the document up in the ERP by its external reference, right before posting it (small
+   groups, ``lookup_group``) -> found: record its key, done (covers a crash between the ERP's
+   answer and our write, and a post by a run whose claim lapsed);
 4. otherwise post, then record the target key and the audit row in one transaction once the ERP
    has confirmed the post (``settle``: Acumatica finishes releases in the background, confirmed
    for a whole stage at once); a post that failed there fails its record instead.
+A write whose answer was lost (AnswerLost: the HTTP layer never resends it) is followed by a
+look-up, never by a second post: found, it is recorded (or finished); not found, the record
+fails as transient and its next attempt looks again before posting.
+Claims are fenced: each post is preceded by ``store.hold`` (this worker still holds the
+document's claim, lease renewed) and each outcome is written only under that claim; a worker
+whose claim lapsed leaves the document to its new holder.
 Parties are posted before the documents that reference them; invoices before the payments
 applied to them. Errors are classified, kept with the record and retried only when transient.
 """
@@ -27,15 +34,26 @@ from dataclasses import dataclass, field
 from mappings.canonical import Party, document_from_json
 from posting.adapter import ErpAdapter, Existing
 from posting.text_limits import clipped_fields, reference_problem
-from resources.http import AuthError, ConflictError, NotFoundError, RemoteError, TransientError, ValidationError
+from resources.http import (
+    AnswerLost,
+    AuthError,
+    ConflictError,
+    NotFoundError,
+    RemoteError,
+    TransientError,
+    ValidationError,
+)
 from resources.redaction import redact
-from resources.store import Record, SyncStore
+from resources.store import ClaimLost, Record, SyncStore
 
 log = logging.getLogger("fieldledger.posting")
 
 ORDER = {"customer": 0, "vendor": 0, "invoice": 1, "bill": 1, "payment": 2}
 ID_MAP_ENTITY = {"customer": "customer", "vendor": "vendor", "invoice": "invoice", "payment": "payment", "bill": "bill"}
 MAX_AUTOMATIC_ATTEMPTS = 8
+# Documents looked up in the ERP together right before they are posted: small enough that the
+# answer is fresh when each is posted, large enough that a look-up costs a fraction of a post.
+LOOKUP_GROUP = 10
 
 FIXES = {
     "transient": "nothing: it is retried automatically with backoff; if it keeps failing, check the ERP's health",
@@ -135,10 +153,11 @@ class Poster:
         self.on_progress = on_progress or (lambda n: None)
         # documents of one stage are independent: post them side by side, within the ERP's limits
         self.workers = max(1, int(getattr(adapter, "parallelism", 1)))
+        self.lookup_group = max(1, int(getattr(adapter, "lookup_group", LOOKUP_GROUP)))
 
-    def _each(self, records: list[Record], post_one: Callable[[Record], None]) -> None:
-        """Run post_one for every record, in parallel when the adapter allows; an AuthError
-        (the connection itself is broken) is raised after the others finish."""
+    def _each(self, records: list, post_one: Callable) -> None:
+        """Run post_one for every record (or group), in parallel when the adapter allows; an
+        AuthError (the connection itself is broken) is raised after the others finish."""
         if self.workers == 1 or len(records) < 2:
             for record in records:
                 post_one(record)
@@ -179,8 +198,14 @@ class Poster:
             try:
                 if party.source_id in found:
                     self._done(record, found[party.source_id], "found_existing", summary)
-                else:
-                    self._done(record, self.adapter.create_party(party), "created", summary, party)
+                elif self._hold(record, summary):
+                    try:
+                        self._done(record, self.adapter.create_party(party), "created", summary, party)
+                    except AnswerLost:  # ask before anything else; never create it again blindly
+                        again = self.adapter.find_parties([party]).get(party.source_id)
+                        if again is None:
+                            raise
+                        self._done(record, again, "found_existing", summary)
             except AuthError:
                 raise
             except RemoteError as exc:
@@ -201,40 +226,60 @@ class Poster:
                 fresh.append(record)
         if not fresh:
             return
-        try:
-            found = self.adapter.find_documents([docs[r.id] for r in fresh])
-        except AuthError:
-            raise
-        except RemoteError as exc:
-            for r in fresh:
-                self._fail(r, exc, summary)
-            return
         awaiting: list[tuple[Record, str, str, object]] = []  # posts the ERP has yet to confirm
+        size = max(1, min(self.lookup_group, -(-len(fresh) // self.workers)))  # keep every worker busy
 
-        def post_document(record: Record) -> None:
-            doc = docs[record.id]
+        def post_group(group: list[Record]) -> None:
+            """Ask the ERP about these documents, then post them: the answer is seconds old."""
             try:
-                too_long = reference_problem(doc, getattr(self.adapter, "text_limits", {}), self.adapter.kind)
-                if too_long:
-                    raise ValidationError(too_long, system=self.adapter.kind)
-                existing = found.get(doc.source_id)
-                if existing is not None and existing.updatable:
-                    # saved by an earlier attempt but never released/posted: finish it, don't duplicate it
-                    awaiting.append((record, self.adapter.update_document(doc, existing, self.refs),
-                                     "completed_existing", doc))
-                elif existing is not None:
-                    self._done(record, existing.key, "found_existing", summary)
-                else:
-                    awaiting.append((record, self.adapter.create_document(doc, self.refs), "created", doc))
+                found = self.adapter.find_documents([docs[r.id] for r in group])
             except AuthError:
                 raise
-            except (RemoteError, DependencyMissing) as exc:
-                self._fail(record, exc, summary)
+            except RemoteError as exc:
+                for r in group:
+                    self._fail(r, exc, summary)
+                return
+            for record in group:
+                self._post_document(record, docs[record.id], found.get(docs[record.id].source_id), awaiting, summary)
 
         try:
-            self._each(fresh, post_document)
+            self._each([fresh[i:i + size] for i in range(0, len(fresh), size)], post_group)
         finally:
             self._settle(awaiting, summary)
+
+    def _post_document(self, record: Record, doc, existing: Existing | None, awaiting: list,
+                       summary: PostingSummary) -> None:
+        try:
+            too_long = reference_problem(doc, getattr(self.adapter, "text_limits", {}), self.adapter.kind)
+            if too_long:
+                raise ValidationError(too_long, system=self.adapter.kind)
+            if existing is not None and not existing.updatable:
+                self._done(record, existing.key, "found_existing", summary)
+                return
+            if not self._hold(record, summary):
+                return
+            try:
+                self._write(record, doc, existing, awaiting)
+            except AnswerLost:
+                # the ERP may hold it although its answer never came: ask, never post it again now
+                again = self.adapter.find_documents([doc]).get(doc.source_id)
+                if again is None:
+                    raise
+                if again.updatable:
+                    self._write(record, doc, again, awaiting)
+                else:
+                    self._done(record, again.key, "found_existing", summary)
+        except AuthError:
+            raise
+        except (RemoteError, DependencyMissing) as exc:
+            self._fail(record, exc, summary)
+
+    def _write(self, record: Record, doc, existing: Existing | None, awaiting: list) -> None:
+        """Create the document, or finish the one an earlier attempt saved but never released."""
+        if existing is not None:
+            awaiting.append((record, self.adapter.update_document(doc, existing, self.refs), "completed_existing", doc))
+        else:
+            awaiting.append((record, self.adapter.create_document(doc, self.refs), "created", doc))
 
     def _settle(self, awaiting: list[tuple[Record, str, str, object]], summary: PostingSummary) -> None:
         """Record a stage's posts once the ERP has confirmed them (Acumatica finishes releases in the
@@ -257,6 +302,8 @@ class Poster:
             if existing is None:
                 existing = Existing(key=prior.target_key, updatable=False)
             if existing.updatable:
+                if not self._hold(record, summary):
+                    return
                 key = self.adapter.update_document(doc, existing, self.refs)
                 self._settle([(record, key, "updated", doc)], summary)
                 return
@@ -269,21 +316,45 @@ class Poster:
         new_total = getattr(doc, "total", getattr(doc, "amount", None))
         message = (f"edited in ServiceTitan after {existing.key} was released in the ERP "
                    f"(total was {old_total}, now {new_total})")
-        self.store.record_outcome(record.id, "needs_review", step="failed", outcome="conflict",
-                                  error_class="conflict", error_message=message, run_id=self.run_id,
-                                  detail={"previous_key": existing.key, "previous_hash": prior.content_hash})
+        if not self._record(record, summary, "needs_review", step="failed", outcome="conflict",
+                            error_class="conflict", error_message=message,
+                            detail={"previous_key": existing.key, "previous_hash": prior.content_hash}):
+            return
         summary.count("needs_review")
         summary.add_failure(record, "conflict", message)
 
-    # --- outcomes --------------------------------------------------------------------------
+    # --- claims and outcomes ---------------------------------------------------------------
+
+    def _hold(self, record: Record, summary: PostingSummary) -> bool:
+        """Right before a write to the ERP: does this worker still hold the document's claim?"""
+        if self.store.hold(record):
+            return True
+        self._claim_lost(record, summary)
+        return False
+
+    def _claim_lost(self, record: Record, summary: PostingSummary) -> None:
+        summary.count("claim_lost")
+        log.warning("%s %s: the claim lapsed or passed to another worker; left to its holder",
+                    record.source_type, record.source_id)
+        self.on_progress(1)
+
+    def _record(self, record: Record, summary: PostingSummary, status: str, **kw) -> bool:
+        """record_outcome under the record's claim; False (nothing written) when the claim was lost."""
+        try:
+            self.store.record_outcome(record.id, status, run_id=self.run_id, fence=record.fence, **kw)
+        except ClaimLost:
+            self._claim_lost(record, summary)
+            return False
+        return True
 
     def _done(self, record: Record, key: str, how: str, summary: PostingSummary, doc=None) -> None:
         """Posted: status, key and audit row in one step. Text the ERP could not hold in full
         (``text_limits``) is named in the audit row with its full text."""
         clipped = clipped_fields(doc, getattr(self.adapter, "text_limits", {})) if doc is not None else []
-        self.store.record_outcome(record.id, "posted", step="posted", outcome=how, target_key=key,
-                                  id_map_entity=ID_MAP_ENTITY[record.source_type], run_id=self.run_id,
-                                  detail={"clipped": clipped} if clipped else None)
+        if not self._record(record, summary, "posted", step="posted", outcome=how, target_key=key,
+                            id_map_entity=ID_MAP_ENTITY[record.source_type],
+                            detail={"clipped": clipped} if clipped else None):
+            return
         summary.count("found_existing" if how == "found_existing" else "posted")
         self.on_progress(1)
 
@@ -293,9 +364,9 @@ class Poster:
         retry_in = None
         if error_class in ("transient", "dependency") and record.attempts + 1 < MAX_AUTOMATIC_ATTEMPTS:
             retry_in = retry_delay(record.attempts)
-        self.store.record_outcome(record.id, "failed", step="failed", outcome=error_class,
-                                  error_class=error_class, error_message=message, run_id=self.run_id,
-                                  retry_in_seconds=retry_in)
+        if not self._record(record, summary, "failed", step="failed", outcome=error_class,
+                            error_class=error_class, error_message=message, retry_in_seconds=retry_in):
+            return
         summary.count("failed")
         summary.add_failure(record, error_class, message)
         log.warning("%s %s failed (%s): %s", record.source_type, record.source_id, error_class, message)

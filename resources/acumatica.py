@@ -300,7 +300,7 @@ class OAuthPasswordAuth:
 
     def _token(self, form: dict[str, str]) -> dict:
         body = dict(form, client_id=self._client_id, client_secret=self._client_secret)
-        response = self._http.post("/identity/connect/token", data=body, use_auth=False)
+        response = self._http.post("/identity/connect/token", data=body, use_auth=False, idempotent=True)
         return response.json()
 
     def _store(self, answer: dict) -> None:
@@ -575,7 +575,7 @@ class AcumaticaClient:
     def list_branches(self) -> list[BranchInfo]:
         """Branches through the CompaniesStructure inquiry (PUT with an empty body, $expand=Results)."""
         response = self._request("PUT", "/CompaniesStructure", params={"$expand": "Results"}, content=b"{}",
-                                 headers={"Content-Type": "application/json"})
+                                 headers={"Content-Type": "application/json"}, idempotent=True)  # a read
         body = unwrap_values(parse_json(response))
         return [BranchInfo.model_validate(r) for r in body.get("Results") or []]
 

@@ -24,6 +24,14 @@ from resources.redaction import redact, register_secret  # noqa: F401 - re-expor
 log = logging.getLogger("fieldledger.http")
 
 RETRY_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
+# Answers that say the server did not act on the request (refused before processing it): a write
+# may be sent again after them. A 500/502/504 or a dropped answer says nothing of the kind.
+NOT_PROCESSED_STATUSES = frozenset({408, 425, 429, 503})
+# Methods resent after the request may have reached the server. Neither ERP offers idempotency
+# keys (an Acumatica PUT without a key creates a document), so every other method is resent only
+# when it provably never left (connect errors) or was refused unprocessed; callers whose write is
+# safe to repeat (a token grant, a read through PUT) say so with ``idempotent=True``.
+IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
 # --- errors --------------------------------------------------------------------------------
@@ -61,6 +69,12 @@ class TransientError(RemoteError):
     """5xx, 429, timeouts, dropped connections: worth retrying later."""
 
     error_class = "transient"
+
+
+class AnswerLost(TransientError):
+    """A write reached (or may have reached) the server but its answer never arrived: the
+    connection dropped, the server crashed after committing, or the read timed out. It is never
+    resent here; the posting protocol asks the ERP whether the document exists before any re-post."""
 
 
 class AuthError(RemoteError):
@@ -236,10 +250,15 @@ class HttpClient:
         use_auth: bool = True,
         timeout: float | None = None,
         attempts: int | None = None,
+        idempotent: bool | None = None,
     ) -> httpx.Response:
         """Send with retries; return the response when its status is OK, else raise the
-        classified RemoteError. Only transient failures are retried."""
+        classified RemoteError. Only transient failures are retried, and a non-idempotent request
+        (``idempotent`` defaults to the method's: GET, HEAD, OPTIONS) only when it cannot have been
+        acted on: a connect error, or 408/425/429/503. Once a write may have reached the server,
+        a lost answer raises AnswerLost and a 5xx its TransientError, without resending."""
         attempt_no = 0
+        resend_after_send = method.upper() in IDEMPOTENT_METHODS if idempotent is None else idempotent
 
         def one_attempt() -> httpx.Response:
             nonlocal attempt_no
@@ -247,7 +266,7 @@ class HttpClient:
             if attempt_no > 1:
                 self._bump("retries")
             return self._send_with_refresh(
-                method, path, attempt_no, ok_statuses, use_auth,
+                method, path, attempt_no, ok_statuses, use_auth, resend_after_send,
                 dict(params=params, json=json, data=data, content=content, headers=headers,
                      timeout=timeout if timeout is not None else httpx.USE_CLIENT_DEFAULT),
             )
@@ -255,7 +274,7 @@ class HttpClient:
         retrying = Retrying(
             stop=stop_after_attempt(attempts or self.retry.max_attempts),
             wait=self._wait,
-            retry=retry_if_exception(lambda e: isinstance(e, TransientError)),
+            retry=retry_if_exception(lambda e: may_resend(e, resend_after_send)),
             sleep=self._sleep,
             reraise=True,
         )
@@ -278,16 +297,17 @@ class HttpClient:
             return min(exc.retry_after, self.retry.max_retry_after) + min(jitter, self.retry.base_delay)
         return jitter
 
-    def _send_with_refresh(self, method, path, attempt_no, ok_statuses, use_auth, kwargs) -> httpx.Response:
-        response = self._send_once(method, path, attempt_no, use_auth, kwargs)
+    def _send_with_refresh(self, method, path, attempt_no, ok_statuses, use_auth, resend_after_send,
+                           kwargs) -> httpx.Response:
+        response = self._send_once(method, path, attempt_no, use_auth, resend_after_send, kwargs)
         if response.status_code == 401 and use_auth and self.auth is not None:
             failed = dict(response.request.headers)
             self._bump("refreshes")
-            self.auth.refresh(failed)
-            response = self._send_once(method, path, attempt_no, use_auth, kwargs)
+            self.auth.refresh(failed)  # a 401 was refused unprocessed: sending again is safe
+            response = self._send_once(method, path, attempt_no, use_auth, resend_after_send, kwargs)
         return self._check(method, path, response, ok_statuses)
 
-    def _send_once(self, method, path, attempt_no, use_auth, kwargs) -> httpx.Response:
+    def _send_once(self, method, path, attempt_no, use_auth, resend_after_send, kwargs) -> httpx.Response:
         if self.limiter is not None:
             self.limiter.acquire()
         kwargs = dict(kwargs)
@@ -302,9 +322,15 @@ class HttpClient:
         except httpx.TransportError as exc:
             elapsed = (time.perf_counter() - started) * 1000
             self._log(method, path, None, elapsed, attempt_no, type(exc).__name__)
-            raise TransientError(
-                f"{type(exc).__name__} talking to {self.system}", system=self.system, method=method,
-                path=_path_only(path),
+            if resend_after_send or isinstance(exc, NOT_SENT_ERRORS):
+                raise TransientError(
+                    f"{type(exc).__name__} talking to {self.system}", system=self.system, method=method,
+                    path=_path_only(path),
+                ) from None
+            raise AnswerLost(
+                f"{type(exc).__name__} after the request was sent to {self.system}: it may have been applied, "
+                "so it is not resent; the posting protocol looks the document up before posting again",
+                system=self.system, method=method, path=_path_only(path),
             ) from None
         elapsed = (time.perf_counter() - started) * 1000
         self._bump_status(response.status_code)
@@ -348,6 +374,17 @@ class HttpClient:
             self.stats["requests"] += 1
             by = self.stats["by_status"]
             by[status] = by.get(status, 0) + 1
+
+
+# Transport errors raised before any byte of the request left: nothing can have been applied.
+NOT_SENT_ERRORS = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
+
+
+def may_resend(exc: BaseException, resend_after_send: bool) -> bool:
+    """Whether the HTTP layer may send this request again after ``exc``."""
+    if not isinstance(exc, TransientError) or isinstance(exc, AnswerLost):
+        return False
+    return resend_after_send or exc.status is None or exc.status in NOT_PROCESSED_STATUSES
 
 
 def _path_only(path: str) -> str:

@@ -426,7 +426,7 @@ class ServiceTitanTokenAuth:
             response = self._http.post("/connect/token", data={
                 "grant_type": "client_credentials", "client_id": self._client_id,
                 "client_secret": self._client_secret,
-            }, use_auth=False)
+            }, use_auth=False, idempotent=True)  # a repeated grant only issues another token
         except AuthError as exc:
             raise AuthError("ServiceTitan refused the client credentials (invalid_client): check the "
                             "connection's st_client_id and st_client_secret in the vault", system=SYSTEM,

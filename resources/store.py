@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import socket
+import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -25,6 +27,9 @@ from psycopg.types.json import Jsonb
 from psycopg_pool import ConnectionPool
 
 MIGRATION_LOCK_ID = 7_401_200_101  # advisory lock held while migrating
+CLAIM_LEASE_SECONDS = 300.0  # a claim's lease; renewed by its holder's heartbeat while it works
+
+log = logging.getLogger("fieldledger.store")
 
 RECORD_STATUSES = ("pending", "posted", "skipped", "quarantined", "failed", "needs_review", "superseded")
 OPEN_FAILURE_STATUSES = ("quarantined", "failed", "needs_review")
@@ -58,10 +63,33 @@ class Record:
     error_message: str | None
     payload: Any
     updated_at: datetime
+    claimed_by: str | None = None  # the holder of the document's claim, and its fencing token
+    claim_token: int | None = None
+
+    @property
+    def fence(self) -> tuple[str, int] | None:
+        """(holder, token) of the claim this version was taken under, None when not claimed."""
+        return (self.claimed_by, self.claim_token) if self.claimed_by and self.claim_token else None
 
     @classmethod
     def from_row(cls, row: dict) -> Record:
         return cls(**{k: row[k] for k in cls.__dataclass_fields__})
+
+
+class ClaimLost(Exception):
+    """The claim a worker posts under has lapsed or passed to another worker (fencing): it may
+    neither post the document nor record an outcome for it."""
+
+    def __init__(self, record_id: int, holder: str | None, token: int | None):
+        self.record_id = record_id
+        super().__init__(f"record {record_id}: the claim held by {holder} (token {token}) has lapsed or was taken "
+                         "over; the current holder posts it")
+
+
+def claim_lease_seconds() -> float:
+    """The claim lease: FIELDLEDGER_CLAIM_LEASE_SECONDS (tests shorten it), else CLAIM_LEASE_SECONDS."""
+    value = os.environ.get("FIELDLEDGER_CLAIM_LEASE_SECONDS")
+    return float(value) if value else CLAIM_LEASE_SECONDS
 
 
 def _where(**columns: Any) -> tuple[list[str], list[Any]]:
@@ -334,22 +362,100 @@ class SyncStore:
             rows = conn.execute(sql + " GROUP BY status", args).fetchall()
         return {r["status"]: r["n"] for r in rows}
 
-    def claim(self, connection: str, worker: str, *, limit: int = 100, lease_seconds: int = 300,
+    def claim(self, connection: str, worker: str, *, limit: int = 100, lease_seconds: float | None = None,
               statuses: Sequence[str] = ("pending",), source_types: Sequence[str] | None = None,
               business_date: date | None = None, source_ids: Iterable[str] | None = None) -> list[Record]:
-        """Take up to ``limit`` records for posting. Two workers never hold the same record: rows
-        are locked with SKIP LOCKED and leased until ``claimed_until``."""
+        """Take up to ``limit`` records for posting. A claim is a lease on the DOCUMENT (connection,
+        source type, source id), whatever its versions, with a fencing token that changes with
+        every holder: two workers never hold one document, even when an edit in ServiceTitan
+        adds a version while one of them posts it. The holder renews its leases (``heartbeat``)
+        while it works and checks them before each post (``hold``) and each outcome."""
+        lease = float(lease_seconds if lease_seconds is not None else claim_lease_seconds())
         clauses, args = _where(connection=connection, status=list(statuses), source_type=source_types or None,
                                business_date=business_date, source_id=None if source_ids is None else list(source_ids))
-        clauses += ["(claimed_until IS NULL OR claimed_until < now())", "(next_attempt_at IS NULL OR next_attempt_at <= now())"]
+        clauses += ["(claimed_until IS NULL OR claimed_until < now())", "(next_attempt_at IS NULL OR next_attempt_at <= now())",
+                    "NOT EXISTS (SELECT 1 FROM document_claims d WHERE d.connection = records.connection AND "
+                    "d.source_type = records.source_type AND d.source_id = records.source_id AND d.claimed_until > now())"]
         with self.transaction() as conn:
+            candidates = conn.execute(
+                f"SELECT id, source_type, source_id FROM records WHERE {' AND '.join(clauses)} ORDER BY id "
+                "LIMIT %s FOR UPDATE SKIP LOCKED", [*args, limit]).fetchall()
+            latest = {(r["source_type"], r["source_id"]): r["id"] for r in candidates}  # one version per document
+            if not latest:
+                return []
+            types, ids = [k[0] for k in latest], [k[1] for k in latest]
+            won = conn.execute(
+                "INSERT INTO document_claims AS d (connection, source_type, source_id, claimed_by, claim_token, "
+                "lease_seconds, claimed_until) SELECT %s, t, i, %s, nextval('claim_tokens'), %s, "
+                "now() + make_interval(secs => %s) FROM unnest(%s::text[], %s::text[]) AS u(t, i) "
+                "ON CONFLICT (connection, source_type, source_id) DO UPDATE SET claimed_by = EXCLUDED.claimed_by, "
+                "claim_token = EXCLUDED.claim_token, lease_seconds = EXCLUDED.lease_seconds, "
+                "claimed_until = EXCLUDED.claimed_until WHERE d.claimed_until < now() "
+                "RETURNING source_type, source_id, claim_token",
+                (connection, worker, lease, lease, types, ids)).fetchall()
+            tokens = {latest[(w["source_type"], w["source_id"])]: w["claim_token"] for w in won}
+            if not tokens:
+                return []
             rows = conn.execute(
-                "UPDATE records SET claimed_by = %s, claimed_until = now() + make_interval(secs => %s) "
-                f"WHERE id IN (SELECT id FROM records WHERE {' AND '.join(clauses)} ORDER BY id "
-                "LIMIT %s FOR UPDATE SKIP LOCKED) RETURNING *",
-                [worker, lease_seconds, *args, limit],
-            ).fetchall()
+                "UPDATE records r SET claimed_by = %s, claimed_until = now() + make_interval(secs => %s), "
+                "claim_token = u.token FROM unnest(%s::bigint[], %s::bigint[]) AS u(id, token) WHERE r.id = u.id "
+                "RETURNING r.*", (worker, lease, list(tokens), list(tokens.values()))).fetchall()
         return sorted((Record.from_row(r) for r in rows), key=lambda r: r.id)
+
+    def hold(self, record: Record) -> bool:
+        """Check right before posting that this worker still holds the record's document claim
+        (same holder, same fencing token, lease not lapsed), renewing the lease; False when not:
+        the document may not be posted by this worker. Records taken without a claim pass."""
+        if record.fence is None:
+            return True
+        holder, token = record.fence
+        with self.transaction() as conn:
+            row = conn.execute(
+                "UPDATE document_claims SET claimed_until = now() + make_interval(secs => lease_seconds) "
+                "WHERE connection = %s AND source_type = %s AND source_id = %s AND claimed_by = %s "
+                "AND claim_token = %s AND claimed_until > now() RETURNING claimed_until",
+                (record.connection, record.source_type, record.source_id, holder, token)).fetchone()
+            if row is not None:
+                conn.execute("UPDATE records SET claimed_until = %s WHERE id = %s AND claim_token = %s",
+                             (row["claimed_until"], record.id, token))
+        return row is not None
+
+    def renew_claims(self, worker: str) -> int:
+        """Extend every unexpired claim ``worker`` holds by its lease; a lapsed one stays lapsed
+        (another worker may hold it now). Returns how many documents it still holds."""
+        with self.transaction() as conn:
+            renewed = conn.execute(
+                "UPDATE document_claims SET claimed_until = now() + make_interval(secs => lease_seconds) "
+                "WHERE claimed_by = %s AND claimed_until > now()", (worker,)).rowcount
+            conn.execute(
+                "UPDATE records r SET claimed_until = d.claimed_until FROM document_claims d "
+                "WHERE r.claimed_by = %s AND d.claimed_by = r.claimed_by AND d.claim_token = r.claim_token "
+                "AND d.connection = r.connection AND d.source_type = r.source_type AND d.source_id = r.source_id",
+                (worker,))
+        return renewed
+
+    @contextmanager
+    def heartbeat(self, worker: str, lease_seconds: float | None = None) -> Iterator[None]:
+        """Renew ``worker``'s claims every third of the lease while the block runs, so a slow ERP
+        never lets them lapse under a live worker; a dead worker stops renewing and its claims
+        expire (or release_dead_claims frees them)."""
+        period = float(lease_seconds if lease_seconds is not None else claim_lease_seconds()) / 3
+        stop = threading.Event()
+
+        def beat() -> None:
+            while not stop.wait(period):
+                try:
+                    self.renew_claims(worker)
+                except (psycopg.Error, OSError) as exc:  # the next beat tries again; hold() fences meanwhile
+                    log.warning("claim heartbeat of %s failed: %s", worker, type(exc).__name__)
+
+        thread = threading.Thread(target=beat, name=f"claims-{worker}", daemon=True)
+        thread.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            thread.join(timeout=30)
 
     @staticmethod
     def worker_id(label: str) -> str:
@@ -379,6 +485,7 @@ class SyncStore:
         if not dead:
             return 0
         with self.transaction() as conn:
+            conn.execute("DELETE FROM document_claims WHERE claimed_by = ANY(%s)", (dead,))
             rows = conn.execute("UPDATE records SET claimed_by = NULL, claimed_until = NULL WHERE claimed_by = ANY(%s)",
                                 (dead,))
             return rows.rowcount
@@ -387,25 +494,41 @@ class SyncStore:
                        target_key: str | None = None, error_class: str | None = None,
                        error_message: str | None = None, detail: dict | None = None, run_id: str | None = None,
                        id_map_entity: str | None = None, retry_in_seconds: float | None = None,
-                       count_attempt: bool = True,
+                       count_attempt: bool = True, fence: tuple[str, int] | None = None,
                        before_commit: Callable[[], None] | None = None) -> Record:
         """Set a record's status (and target key / error) and append its audit row in ONE
-        transaction; also links the id map when a target key is known. ``before_commit`` exists
-        for the crash test: it runs after both writes, before the commit."""
+        transaction; also links the id map when a target key is known, and ends the document's
+        claim. With ``fence`` (holder, token: Record.fence) the outcome is written only while that
+        claim is still held and unexpired, else ClaimLost. A version superseded meanwhile stays
+        superseded unless it was posted (a failure of an old version must not bring it back).
+        ``before_commit`` exists for the crash test: it runs after both writes, before the commit."""
         if status not in RECORD_STATUSES:
             raise ValueError(f"unknown record status {status!r}")
         with self.transaction() as conn:
+            held = conn.execute(
+                "SELECT r.claim_token, d.claimed_by AS holder, d.claim_token AS token, d.claimed_until > now() AS live "
+                "FROM records r LEFT JOIN document_claims d ON d.connection = r.connection "
+                "AND d.source_type = r.source_type AND d.source_id = r.source_id WHERE r.id = %s FOR UPDATE OF r",
+                (record_id,)).fetchone()
+            if held is None:
+                raise KeyError(f"no record with id {record_id}")
+            if fence is not None and (held["holder"], held["token"], held["live"]) != (fence[0], fence[1], True):
+                raise ClaimLost(record_id, *fence)
             row = conn.execute(
-                "UPDATE records SET status = %s, target_key = COALESCE(%s, target_key), error_class = %s, "
+                "UPDATE records SET status = CASE WHEN status = 'superseded' AND %s NOT IN ('posted', 'skipped') "
+                "THEN 'superseded' ELSE %s END, target_key = COALESCE(%s, target_key), error_class = %s, "
                 "error_message = %s, attempts = attempts + %s, claimed_by = NULL, claimed_until = NULL, "
-                "next_attempt_at = CASE WHEN %s::float8 IS NULL THEN NULL "
+                "claim_token = NULL, next_attempt_at = CASE WHEN %s::float8 IS NULL THEN NULL "
                 "ELSE now() + make_interval(secs => %s::float8) END, updated_at = now() "
                 "WHERE id = %s RETURNING *",
-                (status, target_key, error_class, error_message, 1 if count_attempt else 0,
+                (status, status, target_key, error_class, error_message, 1 if count_attempt else 0,
                  retry_in_seconds, retry_in_seconds, record_id),
             ).fetchone()
-            if row is None:
-                raise KeyError(f"no record with id {record_id}")
+            token = fence[1] if fence is not None else held["claim_token"]
+            if token is not None:
+                conn.execute("DELETE FROM document_claims WHERE connection = %s AND source_type = %s "
+                             "AND source_id = %s AND claim_token = %s",
+                             (row["connection"], row["source_type"], row["source_id"], token))
             full_detail = dict(detail or {})
             if target_key:
                 full_detail.setdefault("target_key", target_key)
@@ -475,6 +598,20 @@ class SyncStore:
                 (connection, entity, ids),
             ).fetchall()
         return {r["source_id"]: r["target_key"] for r in rows}
+
+    def linked_sources(self, connection: str, entity: str, target_keys: Iterable[str]) -> dict[str, str]:
+        """ERP key -> the ServiceTitan id linked to it (keys compared case-insensitively, as the
+        ERPs do): whose a party found by name already is."""
+        keys = sorted({k.casefold() for k in target_keys})
+        if not keys:
+            return {}
+        with self.transaction() as conn:
+            rows = conn.execute(
+                "SELECT DISTINCT ON (lower(target_key)) target_key, source_id FROM id_map WHERE connection = %s "
+                "AND entity = %s AND lower(target_key) = ANY(%s) ORDER BY lower(target_key), source_id",
+                (connection, entity, keys),
+            ).fetchall()
+        return {r["target_key"]: r["source_id"] for r in rows}
 
     @staticmethod
     def _link(conn, connection, entity, source_id, target_key) -> None:

@@ -573,7 +573,8 @@ class VantagepointAuth:
     def _grant(self, form: dict[str, str]) -> None:
         grant_type = form["grant_type"]
         form = {**form, "client_id": self._client_id, "client_secret": self._client_secret}
-        response = self._http.request("POST", "token", data=form, use_auth=False, ok_statuses={200, 400, 401})
+        response = self._http.request("POST", "token", data=form, use_auth=False, ok_statuses={200, 400, 401},
+                                      idempotent=True)  # a repeated grant only issues another token
         try:
             body = response.json()
         except ValueError:

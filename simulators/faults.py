@@ -34,6 +34,9 @@ class FaultProfile:
     webhook_delay_rate: float = 0.0
     token_revoke_after_seconds: float = 0.0  # >0: tokens stop working this long after issue
     seat_limit_rate: float = 0.0  # Acumatica: share of sign-ins refused as over the seat limit
+    # share of writes (PUT/POST/PATCH/DELETE, sign-in excepted) the simulator carries out and
+    # commits, then loses the answer to: the status line goes out, the connection drops mid-body
+    lost_answer_rate: float = 0.0
 
 
 NAMED_PROFILES: dict[str, FaultProfile] = {
@@ -52,6 +55,7 @@ NAMED_PROFILES: dict[str, FaultProfile] = {
     "token-revoke": FaultProfile(token_revoke_after_seconds=60.0),
     "seat-limit": FaultProfile(seat_limit_rate=0.2),
     "mild": FaultProfile(error_rate=0.01, latency_ms=10, burst_429_rate=0.002, burst_429_seconds=0.5),
+    "lost-answer": FaultProfile(lost_answer_rate=0.1),
 }
 NAMED_PROFILES["chaos"] = replace(
     NAMED_PROFILES["webhook-chaos"],
@@ -178,7 +182,39 @@ class FaultMiddleware:
             self.state.count(f"http_{self.state.profile.error_status}")
             await _send(send, *self.render_error(self.state.profile.error_status, "Simulated server fault"))
             return
+        if is_write(scope) and self.state.chance(self.state.profile.lost_answer_rate):
+            await self._lose_answer(scope, receive, send)
+            return
         await self.app(scope, receive, send)
+
+    async def _lose_answer(self, scope, receive, send) -> None:
+        """Carry the write out (the simulator commits it), then send only the status line and
+        headers and drop the connection: the client knows the request arrived, never its outcome."""
+        start: dict = {}
+
+        async def swallow(message) -> None:
+            if message["type"] == "http.response.start":
+                start.update(message)
+
+        await self.app(scope, receive, swallow)
+        self.state.count("lost_answer")
+        headers = [(k, v) for k, v in start.get("headers", []) if k.lower() != b"content-length"]
+        await send({"type": "http.response.start", "status": start.get("status", 200),
+                    "headers": [*headers, (b"content-length", b"64")]})
+        raise AnswerDropped(f"simulated lost answer to {scope['method']} {scope['path']}")
+
+
+class AnswerDropped(Exception):
+    """Raised after the status line of a lost answer: the server closes the connection mid-body."""
+
+
+AUTH_PATH_WORDS = ("token", "identity", "/auth/", "login", "logout")
+
+
+def is_write(scope) -> bool:
+    """A request that changes data (sign-ins excepted: losing those only costs a session)."""
+    path = scope["path"].lower()
+    return scope["method"] in ("PUT", "POST", "PATCH", "DELETE") and not any(w in path for w in AUTH_PATH_WORDS)
 
 
 async def _send(send, status: int, headers: list[tuple[bytes, bytes]], body: bytes) -> None:

@@ -48,25 +48,27 @@ def erp_postings(context: dg.AssetExecutionContext, fieldledger: FieldledgerReso
         poster = Poster(store, adapter, connection, context.run_id)
         store.release_dead_claims()  # a run killed mid-posting must not block this one
         worker = store.worker_id(f"run-{context.run_id}")
-        claimed = []
-        while batch := store.claim(connection, worker, limit=500, business_date=day, statuses=("pending", "failed")):
-            claimed += batch
-        # earlier invoices the day's payments apply to (fetched by st_applied_invoices) post with them
-        applied = {a["invoice_id"] for r in claimed if r.source_type == "payment"
-                   for a in ((r.payload or {}).get("document") or {}).get("applications", [])}
-        if applied:
-            claimed += store.claim(connection, worker, limit=5000, source_types=["invoice"], source_ids=applied,
-                                   statuses=("pending", "failed"))
-        # parties first registered on another day (by an earlier or concurrent run) that these documents need
-        documents = [(r.payload or {}).get("document") or {} for r in claimed]
-        for entity, field in (("customer", "customer_id"), ("vendor", "vendor_id")):
-            wanted = {d[field] for d in documents if d.get(field)}
-            if wanted:
-                claimed += store.claim(connection, worker, limit=5000, source_types=[entity], source_ids=wanted,
+        # claims are leases on documents: renewed while this run works, checked before each post
+        with store.heartbeat(worker):
+            claimed = []
+            while batch := store.claim(connection, worker, limit=500, business_date=day, statuses=("pending", "failed")):
+                claimed += batch
+            # earlier invoices the day's payments apply to (fetched by st_applied_invoices) post with them
+            applied = {a["invoice_id"] for r in claimed if r.source_type == "payment"
+                       for a in ((r.payload or {}).get("document") or {}).get("applications", [])}
+            if applied:
+                claimed += store.claim(connection, worker, limit=5000, source_types=["invoice"], source_ids=applied,
                                        statuses=("pending", "failed"))
-        result = poster.post(claimed)  # parties first, then invoices and bills, then payments
-        summary_counts.update(result.counts)
-        failures += result.failures
+            # parties first registered on another day (by an earlier or concurrent run) that these documents need
+            documents = [(r.payload or {}).get("document") or {} for r in claimed]
+            for entity, field in (("customer", "customer_id"), ("vendor", "vendor_id")):
+                wanted = {d[field] for d in documents if d.get(field)}
+                if wanted:
+                    claimed += store.claim(connection, worker, limit=5000, source_types=[entity], source_ids=wanted,
+                                           statuses=("pending", "failed"))
+            result = poster.post(claimed)  # parties first, then invoices and bills, then payments
+            summary_counts.update(result.counts)
+            failures += result.failures
         duplicates = adapter.duplicate_external_refs(
             [document_from_json(r.source_type, r.payload["document"])
              for r in store.records(connection, business_date=day, statuses=["posted"])

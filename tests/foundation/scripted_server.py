@@ -7,6 +7,7 @@ import json
 import socket
 import struct
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 
@@ -30,6 +31,8 @@ class ScriptedServer:
                     owner.requests.append({"method": self.command, "path": self.path,
                                            "headers": dict(self.headers), "body": body})
                     step = owner.script.pop(0) if owner.script else {"status": 200, "json": {"ok": True}}
+                if step.get("delay"):  # answer late (a client read timeout after the request arrived)
+                    time.sleep(step["delay"])
                 if step.get("reset"):
                     self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
                     self.connection.close()

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import logging
+import socket
 import threading
 import time
 
 import pytest
 
 from resources.http import (
+    AnswerLost,
     AuthError,
     ConflictError,
     HttpClient,
@@ -93,11 +95,59 @@ def test_503_exhausts_attempts_then_raises_transient(server):
     assert len(server.requests) == 4 and len(sleep.waits) == 3
 
 
-def test_connection_reset_is_retried(server):
+def test_connection_reset_of_a_read_is_retried(server):
     sleep = FakeSleep()
     server.script = [{"reset": True}, {"status": 200, "json": {"ok": 1}}]
-    assert client(server, sleep).post("/x", json={"a": 1}).json() == {"ok": 1}
+    assert client(server, sleep).get("/x").json() == {"ok": 1}
     assert len(sleep.waits) == 1
+
+
+@pytest.mark.parametrize("method", ["PUT", "POST"])
+def test_lost_answer_to_a_write_is_never_resent(server, method):
+    """The server read the whole write (and may have committed it), then the connection dropped:
+    resending would make a second document in an ERP without idempotency keys."""
+    sleep = FakeSleep()
+    server.script = [{"reset": True}, {"status": 200, "json": {"ok": 1}}]
+    with pytest.raises(AnswerLost) as err:
+        client(server, sleep).request(method, "/entity/Default/24.200.001/Invoice", json={"a": 1})
+    assert len(server.requests) == 1 and sleep.waits == []
+    assert err.value.error_class == "transient" and "not resent" in str(err.value)
+
+
+def test_write_whose_answer_times_out_is_not_resent(server):
+    server.script = [{"delay": 1.0, "status": 200}, {"status": 200}]
+    c = HttpClient("testsys", server.url, sleep=FakeSleep(), timeout=0.3, retry=RetryPolicy(max_attempts=4))
+    with pytest.raises(AnswerLost):
+        c.put("/x", json={"a": 1})
+    assert len(server.requests) == 1
+
+
+def test_write_refused_unprocessed_is_resent_but_a_500_is_not(server):
+    sleep = FakeSleep()
+    server.script = [{"status": 503}, {"status": 429}, {"status": 200, "json": {"ok": 1}}]
+    assert client(server, sleep).put("/x", json={"a": 1}).json() == {"ok": 1}
+    assert len(server.requests) == 3
+    server.script = [{"status": 500}, {"status": 200}]
+    with pytest.raises(TransientError) as err:
+        client(server, sleep).put("/x", json={"a": 1})
+    assert err.value.status == 500 and len(server.requests) == 4
+
+
+def test_write_that_never_connected_is_resent():
+    with socket.socket() as probe:  # a port nothing listens on: every attempt is refused at connect
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    sleep = FakeSleep()
+    c = HttpClient("testsys", f"http://127.0.0.1:{port}", sleep=sleep, retry=RetryPolicy(max_attempts=3))
+    with pytest.raises(TransientError) as err:
+        c.put("/x", json={"a": 1})
+    assert not isinstance(err.value, AnswerLost) and len(sleep.waits) == 2
+
+
+def test_write_declared_idempotent_is_resent_after_a_lost_answer(server):
+    server.script = [{"reset": True}, {"status": 200, "json": {"access_token": "t"}}]
+    assert client(server, FakeSleep()).post("/token", data={"grant_type": "x"}, idempotent=True).json()
+    assert len(server.requests) == 2
 
 
 def test_400_is_not_retried_and_is_a_validation_error(server):

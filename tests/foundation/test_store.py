@@ -11,18 +11,20 @@ from datetime import date
 import psycopg
 import pytest
 
-from resources.store import SyncStore, content_hash
+from resources.store import ClaimLost, SyncStore, _migrations, content_hash
 
 
 def test_migrations_from_empty(empty_database_url):
     with SyncStore(empty_database_url) as store:
         applied = store.migrate()
-        assert applied == ["0001_sync_store.sql"]
+        assert applied[:2] == ["0001_sync_store.sql", "0002_document_claims.sql"]
+        assert applied == [name for _, name, _ in _migrations()]
         assert store.migrate() == []  # idempotent
-        assert store.schema_version() == 1
+        assert store.schema_version() == _migrations()[-1][0]
         with store.transaction() as conn:
             tables = {r["tablename"] for r in conn.execute("SELECT tablename FROM pg_tables WHERE schemaname='public'")}
-    assert {"inbox", "records", "id_map", "audit", "secrets", "cursors", "connection_state"} <= tables
+    assert {"inbox", "records", "id_map", "audit", "secrets", "cursors", "connection_state",
+            "document_claims"} <= tables
 
 
 def _seed(store: SyncStore, n: int) -> None:
@@ -77,7 +79,109 @@ def test_claims_are_leased_and_skip_locked(store):
     # an expired lease (a crashed worker) frees the record again
     with store.transaction() as conn:
         conn.execute("UPDATE records SET claimed_until = now() - interval '1 second' WHERE claimed_by = 'a'")
+        conn.execute("UPDATE document_claims SET claimed_until = now() - interval '1 second' WHERE claimed_by = 'a'")
     assert {r.id for r in store.claim("acme", "c")} == {r.id for r in first}
+
+
+def _lapse(store: SyncStore, holder: str) -> None:
+    """What a lease running out looks like, without waiting for it."""
+    with store.transaction() as conn:
+        conn.execute("UPDATE document_claims SET claimed_until = now() - interval '1 second' WHERE claimed_by = %s",
+                     (holder,))
+        conn.execute("UPDATE records SET claimed_until = now() - interval '1 second' WHERE claimed_by = %s", (holder,))
+
+
+def test_an_expired_holder_can_neither_post_nor_record(store):
+    """Break 2: a run whose lease lapsed (a slow ERP, no renewal) kept posting and recorded its
+    outcome over the run that had re-claimed the record."""
+    _seed(store, 1)
+    [mine] = store.claim("acme", "run-a", limit=1)
+    assert mine.fence == ("run-a", mine.claim_token) and store.hold(mine)
+    _lapse(store, "run-a")
+    assert not store.hold(mine)  # lapsed: posting is refused even before anyone else claims
+    with pytest.raises(ClaimLost):
+        store.record_outcome(mine.id, "posted", step="posted", outcome="ok", target_key="X", fence=mine.fence)
+    [theirs] = store.claim("acme", "run-b", limit=1)
+    assert theirs.id == mine.id and theirs.claim_token > mine.claim_token
+    assert not store.renew_claims("run-a") and not store.hold(mine)  # renewing cannot take it back
+    with pytest.raises(ClaimLost):
+        store.record_outcome(mine.id, "failed", step="failed", outcome="transient", fence=mine.fence)
+    done = store.record_outcome(theirs.id, "posted", step="posted", outcome="ok", target_key="T1", fence=theirs.fence)
+    assert done.status == "posted" and done.claim_token is None
+    assert [a["step"] for a in store.audit_trail("acme", "invoice", "0")] == ["extracted", "posted"]
+
+
+def test_heartbeat_renews_leases_while_the_holder_works(store):
+    _seed(store, 2)
+    claimed = store.claim("acme", "run-a", limit=2, lease_seconds=3)
+    with store.transaction() as conn:
+        first = conn.execute("SELECT max(claimed_until) AS t FROM document_claims").fetchone()["t"]
+    with store.heartbeat("run-a", lease_seconds=3):
+        deadline = time.monotonic() + 60
+        renewed = first
+        while renewed <= first and time.monotonic() < deadline:  # waits for a beat, not for a time
+            time.sleep(0.2)
+            with store.transaction() as conn:
+                renewed = conn.execute("SELECT min(claimed_until) AS t FROM document_claims").fetchone()["t"]
+    assert renewed > first
+    assert all(store.hold(r) for r in claimed)
+    assert store.claim("acme", "run-b") == []
+
+
+def test_one_document_is_claimed_once_whatever_its_versions(store):
+    """Break 3: an edit in ServiceTitan while run A posts the invoice added a version run B could
+    claim and post: the same invoice twice."""
+    v1, _ = store.upsert_version("acme", "invoice", "9", content_hash({"total": "10.00"}), date(2026, 11, 3), {})
+    [a] = store.claim("acme", "run-a")
+    assert a.id == v1.id
+    v2, _ = store.upsert_version("acme", "invoice", "9", content_hash({"total": "12.00"}), date(2026, 11, 3), {})
+    assert store.get_record(v1.id).status == "superseded"
+    assert store.claim("acme", "run-b") == []  # the document is A's until A is done
+    store.record_outcome(v1.id, "posted", step="posted", outcome="ok", target_key="INV-9", fence=a.fence)
+    [b] = store.claim("acme", "run-b")
+    assert b.id == v2.id
+
+
+def test_failure_of_a_superseded_version_does_not_revive_it(store):
+    v1, _ = store.upsert_version("acme", "invoice", "9", content_hash({"total": "10.00"}), date(2026, 11, 3), {})
+    [a] = store.claim("acme", "run-a")
+    store.upsert_version("acme", "invoice", "9", content_hash({"total": "12.00"}), date(2026, 11, 3), {})
+    store.record_outcome(v1.id, "failed", step="failed", outcome="transient", error_class="transient",
+                         retry_in_seconds=0, fence=a.fence)
+    assert store.get_record(v1.id).status == "superseded"
+    assert [r.content_hash for r in store.claim("acme", "run-b", statuses=("pending", "failed"))] == [
+        content_hash({"total": "12.00"})]
+
+
+def _claim_versions(url: str, worker: str, start, out) -> None:
+    store = SyncStore(url, max_size=2)
+    start.wait(60)
+    claimed = []
+    while batch := store.claim("acme", worker, limit=7):  # small batches interleave the two workers
+        claimed += [(r.source_id, r.id) for r in batch]
+    out.put((worker, claimed))
+    store.close()
+
+
+def test_two_processes_never_hold_one_document_through_different_versions(database_url):
+    """Each document has a live version and a superseded-then-requeued one: the racing workers
+    split the documents, never one document between them."""
+    with SyncStore(database_url) as store:
+        for i in range(200):
+            store.upsert_version("acme", "invoice", str(i), f"a{i}", date(2026, 11, 3), {})
+            store.upsert_version("acme", "invoice", str(i), f"b{i}", date(2026, 11, 3), {})
+        store.requeue("acme", statuses=("superseded",))  # two claimable versions per document
+    ctx = mp.get_context("spawn")
+    start, out = ctx.Event(), ctx.Queue()
+    procs = [ctx.Process(target=_claim_versions, args=(database_url, f"w{i}", start, out)) for i in range(2)]
+    for p in procs:
+        p.start()
+    start.set()
+    results = dict(out.get(timeout=120) for _ in procs)
+    for p in procs:
+        p.join(timeout=30)
+    held = [source_id for claimed in results.values() for source_id, _ in claimed]
+    assert len(held) == len(set(held)), "a document was claimed by two workers"
 
 
 def _outcome_then_hang(url: str, record_id: int, ready) -> None:
