@@ -1,24 +1,30 @@
-"""The webhook receiver's ASGI app: ``POST /webhooks/servicetitan/{connection}``, ``GET /healthz``,
-``GET /metrics``.
+"""The webhook receiver's ASGI app: ``POST /webhooks/servicetitan/{connection}`` (HMAC mode),
+``POST /webhooks/servicetitan/{connection}/{token}`` (path-token mode), ``GET /healthz``, ``GET /metrics``.
 
-A delivery is acknowledged (200) only after it is committed to the inbox; duplicates (same
-eventId, or same body when there is none) are stored once and still answered 200. Every refusal
-stores nothing and answers a short JSON body ``{"error", "message"}`` that never echoes a secret
-or the signature. Checks run cheapest first, so most refusals never read the body:
+Every authentic delivery is kept. A delivery is acknowledged (200) only after it is committed to
+the inbox, whatever its envelope: receiver/envelopes.py turns the body into a hint, and a body in no
+known shape is stored as ``unrecognised`` with the reason (the inbox sensor then asks for the
+connection's catch-up). Duplicates (same event id, or same body when there is none) are stored
+once and still answered 200. Every refusal stores nothing and answers a short JSON body
+``{"error", "message"}`` that never echoes a key, token or signature. Checks run cheapest first, so
+most refusals never read the body:
 
-    503 busy: too many deliveries in flight (Retry-After) · 404 unknown connection ·
-    503 paused (Retry-After) · 503 no webhook secret stored yet ·
-    415 not application/json · 413 Content-Length over the limit · 401 no signature header ·
-    413 body over the limit while streaming (stops reading; the connection is closed) ·
-    401 bad signature · 400 not JSON / no event fields · 503 store unavailable (Retry-After)
+    503 busy: too many deliveries in flight, in all or for this connection (Retry-After) ·
+    404 unknown connection · 503 paused (Retry-After) · 503 no key or token stored yet ·
+    401 missing / bad path token (path-token mode) · 415 not application/json ·
+    413 Content-Length over the limit · 401 no signature header (HMAC mode) ·
+    413 body over the limit while streaming · 408 body not received within the body deadline
+    (both stop reading and close the connection) · 401 bad signature · 400 not JSON ·
+    422 the store refused this one row · 503 store unavailable (Retry-After)
 
-Choices where the reference is silent (documented here, settable through ``create_app``): a
-known connection without a webhook secret answers 503, so ServiceTitan redelivers once the
-secret is stored; ``eventId`` may be a string or an integer, anything else is refused. A burst
-beyond ``max_in_flight`` concurrent deliveries is answered 503 with Retry-After before anything is
+Slow senders cannot lock others out: the whole body must arrive within ``body_timeout`` seconds
+of the headers, and one connection holds at most ``max_in_flight_per_connection`` of the
+``max_in_flight`` slots. A burst beyond either is answered 503 with Retry-After before anything is
 read (each waiting delivery may hold up to ``max_body_bytes``), so memory stays bounded and
 ServiceTitan redelivers later (it retries after 10, 30, 60 and 300 s); the catch-up schedule reads
-the export feeds in any case. Event types fieldledger does not sync are stored and acknowledged
+the export feeds in any case. Choices where the reference is silent (documented here, settable
+through ``create_app``): a known connection without a key or token answers 503, so ServiceTitan
+redelivers once it is stored. Event types fieldledger does not sync are stored and acknowledged
 (a refusal would only make ServiceTitan retry and list them as failed); the inbox sensor marks
 them ``ignored`` with the reason.
 """
@@ -26,8 +32,6 @@ them ``ignored`` with the reason.
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import json
 import logging
 import time
 from contextlib import asynccontextmanager
@@ -41,9 +45,10 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
 from receiver.connections import DEFAULT_TTL_SECONDS, MISS, ConnectionFileError, ConnectionLookup, WebhookSettings
-from receiver.inbox_writer import InboxWriter, StoreUnavailable
+from receiver.envelopes import NotJson, parse
+from receiver.inbox_writer import InboxWriter, StoreUnavailable, Unstorable
 from receiver.metrics import UNKNOWN_CONNECTION, ReceiverMetrics
-from receiver.signature import is_valid
+from receiver.signature import TOKEN_MIN_BITS, token_matches, verify
 from resources.redaction import SENSITIVE_HEADERS
 from resources.store import SyncStore
 from resources.vault import VaultError
@@ -53,10 +58,11 @@ log = logging.getLogger("fieldledger.receiver")
 MAX_BODY_BYTES = 1 << 20
 PAUSED_RETRY_AFTER_SECONDS = 60
 MAX_IN_FLIGHT = 256  # concurrent deliveries; at 1 MiB each at most 256 MiB of bodies held
+MAX_IN_FLIGHT_PER_CONNECTION = MAX_IN_FLIGHT // 2  # one connection (or whoever knows its URL) never holds every slot
+BODY_TIMEOUT_SECONDS = 10.0  # a whole body must arrive this soon after the headers
 BUSY_RETRY_AFTER_SECONDS = 10  # ServiceTitan's first redelivery interval
 UNAVAILABLE_RETRY_AFTER_SECONDS = 10
 LOOKUP_TIMEOUT_SECONDS = 5.0  # a store that does not answer a settings lookup in time counts as down
-MAX_EVENT_ID_LENGTH = 200
 KEPT_HEADERS = ("content-type", "user-agent")
 _NEVER_KEPT = ("signature", "hmac", "key", "token", "auth", "secret")
 
@@ -79,46 +85,32 @@ class Refusal(Exception):
         return JSONResponse({"error": self.outcome, "message": self.message}, self.status, headers=headers)
 
 
-def event_fields(body: bytes) -> tuple[str, str]:
-    """(event_id, event_type) of a delivery body, or a 400 Refusal saying what is wrong."""
-    try:
-        payload = json.loads(body)
-    except ValueError:
-        raise Refusal(400, "invalid_json", "The body is not valid JSON. Send the event as a UTF-8 JSON object.") from None
-    if not isinstance(payload, dict):
-        raise Refusal(400, "missing_event_fields", "The body must be a JSON object with eventType and data.")
-    event_type, data = payload.get("eventType"), payload.get("data")
-    if not isinstance(event_type, str) or not event_type.strip() or len(event_type) > MAX_EVENT_ID_LENGTH:
-        raise Refusal(400, "missing_event_fields", "The event has no eventType (a non-empty string) at the top level.")
-    if not isinstance(data, dict):
-        raise Refusal(400, "missing_event_fields", "The event has no data object at the top level.")
-    raw_id = payload.get("eventId")
-    if raw_id is None or raw_id == "":
-        return "sha256:" + hashlib.sha256(body).hexdigest(), event_type
-    if isinstance(raw_id, bool) or not isinstance(raw_id, str | int) or len(str(raw_id)) > MAX_EVENT_ID_LENGTH:
-        raise Refusal(400, "missing_event_fields",
-                      f"eventId must be a string or an integer of at most {MAX_EVENT_ID_LENGTH} characters.")
-    return str(raw_id), event_type
-
-
-def _kept_headers(request: Request, signature_header: str) -> dict[str, str]:
+def _kept_headers(request: Request, settings: WebhookSettings) -> dict[str, str]:
+    """The headers worth keeping with the event: never a signature or anything secret-looking,
+    never a value the inbox's JSON column cannot hold."""
+    signatures = {h.lower() for h in settings.headers}
     kept = {}
     for name, value in request.headers.items():
-        if name in SENSITIVE_HEADERS or name == signature_header.lower() or any(w in name for w in _NEVER_KEPT):
+        if name in SENSITIVE_HEADERS or name in signatures or any(w in name for w in _NEVER_KEPT):
             continue
-        if name in KEPT_HEADERS or name.startswith("x-servicetitan-"):
+        if (name in KEPT_HEADERS or name.startswith("x-servicetitan-")) and value.isprintable():
             kept[name] = value
     return kept
 
 
 class WebhookReceiver:
-    """The request handlers and the state they share (lookups, writer, metrics)."""
+    """The request handlers and the state they share (lookups, writer, metrics, in-flight counts)."""
 
     def __init__(self, store_url: str, *, secret_ttl: float, max_body_bytes: int, paused_retry_after: int,
-                 writers: int, max_batch: int, max_in_flight: int = MAX_IN_FLIGHT):
+                 writers: int, max_batch: int, max_in_flight: int = MAX_IN_FLIGHT,
+                 max_in_flight_per_connection: int = MAX_IN_FLIGHT_PER_CONNECTION,
+                 body_timeout: float = BODY_TIMEOUT_SECONDS):
         self.store_url = store_url
         self.max_in_flight = max_in_flight
-        self.in_flight = 0  # touched only on the event loop
+        self.max_in_flight_per_connection = max_in_flight_per_connection
+        self.body_timeout = body_timeout
+        self.in_flight = 0  # touched only on the event loop, as is in_flight_by_connection
+        self.in_flight_by_connection: dict[str, int] = {}
         self.secret_ttl = secret_ttl
         self.max_body_bytes = max_body_bytes
         self.paused_retry_after = paused_retry_after
@@ -140,7 +132,7 @@ class WebhookReceiver:
             await run_in_threadpool(self.store.close)
             log.info("webhook receiver stopped")
 
-    # --- POST /webhooks/servicetitan/{connection} ------------------------------------------
+    # --- POST /webhooks/servicetitan/{connection}[/{token}] -----------------------------------
 
     async def receive_servicetitan(self, request: Request) -> Response:
         started = time.perf_counter()
@@ -172,15 +164,29 @@ class WebhookReceiver:
 
     async def _accept(self, request: Request, connection: str) -> tuple[str, bool]:
         settings = await self._settings(connection)
+        held = self.in_flight_by_connection.get(connection, 0)
+        if held >= self.max_in_flight_per_connection:
+            raise Refusal(503, "busy", f"Connection {connection!r} has {held} deliveries in flight already; "
+                          "nothing was read or stored. Redeliver after Retry-After.",
+                          retry_after=BUSY_RETRY_AFTER_SECONDS)
+        self.in_flight_by_connection[connection] = held + 1
+        try:
+            return await self._accept_known(request, connection, settings)
+        finally:
+            left = self.in_flight_by_connection[connection] - 1
+            if left:
+                self.in_flight_by_connection[connection] = left
+            else:
+                del self.in_flight_by_connection[connection]
+
+    async def _accept_known(self, request: Request, connection: str, settings: WebhookSettings) -> tuple[str, bool]:
         paused = await self._paused()
         if connection in paused:
             raise Refusal(503, "paused", f"Connection {connection!r} is paused; the event was not stored. "
                           "Redeliver after Retry-After; deliveries are accepted again once it is resumed.",
                           retry_after=self.paused_retry_after)
-        if not settings.secret:
-            raise Refusal(503, "not_configured", f"Connection {connection!r} has no webhook signing secret yet; "
-                          f"store it with `fieldledger secrets set {connection} {settings.secret_name}`, then redeliver.",
-                          retry_after=self.paused_retry_after)
+        self._check_configured(connection, settings)
+        self._check_path_token(request, connection, settings)
         media_type = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
         if media_type != "application/json":
             raise Refusal(415, "unsupported_media_type", "Send the event with Content-Type: application/json.")
@@ -188,22 +194,66 @@ class WebhookReceiver:
         if declared is not None and declared.isdigit() and int(declared) > self.max_body_bytes:
             raise Refusal(413, "too_large", f"The body is over {self.max_body_bytes} bytes; nothing was read or stored.",
                           close=True)
-        signature = request.headers.get(settings.header)
-        if not signature:
-            raise Refusal(401, "missing_signature", f"The {settings.header} header is missing: sign the raw body "
-                          "with HMAC-SHA256 and the connection's webhook key.")
+        signature = self._signature(request, settings)
         body = await self._read_body(request)
-        if not is_valid(settings.secret, body, signature, settings.encoding):
+        if signature is not None and not verify(settings.keys, body, signature, settings.encoding):
             raise Refusal(401, "bad_signature", f"The {settings.header} header does not match the body. Check that the "
                           f"webhook key in ServiceTitan equals the connection's {settings.secret_name}.")
-        event_id, event_type = event_fields(body)
         try:
-            stored = await self.writer.add(connection, event_id, event_type, body,
-                                           _kept_headers(request, settings.header))
+            hint = parse(body)
+        except NotJson as exc:
+            raise Refusal(400, "invalid_json", str(exc)) from None
+        try:
+            stored = await self.writer.add(connection, hint.event_id, hint.event, body,
+                                           _kept_headers(request, settings), hint.reason)
+        except Unstorable as exc:
+            raise Refusal(422, "unstorable", f"The event {hint.event_id!r} cannot be stored: {exc}. Nothing was "
+                          "stored; redelivering the same body will not help. The catch-up schedule still reads "
+                          "the change from ServiceTitan.") from None
         except StoreUnavailable as exc:
             raise Refusal(503, "store_unavailable", f"The event could not be stored ({exc}); redeliver it later.",
                           retry_after=UNAVAILABLE_RETRY_AFTER_SECONDS) from None
-        return event_id, stored
+        return hint.event_id, stored
+
+    def _check_configured(self, connection: str, settings: WebhookSettings) -> None:
+        """A known connection whose key or token is not (usably) stored asks for redelivery."""
+        if settings.mode == "path_token" and (not settings.keys or settings.weak_token):
+            problem = "has no webhook path token yet" if not settings.keys else \
+                f"has a webhook path token shorter than {TOKEN_MIN_BITS} bits"
+            raise Refusal(503, "not_configured", f"Connection {connection!r} {problem}; make one with "
+                          f"`fieldledger secrets rotate-webhook {connection}` and register the callback URL it "
+                          "prints, then redeliver.", retry_after=self.paused_retry_after)
+        if not settings.keys:
+            raise Refusal(503, "not_configured", f"Connection {connection!r} has no webhook signing secret yet; "
+                          f"store it with `fieldledger secrets set {connection} {settings.secret_name}`, then redeliver.",
+                          retry_after=self.paused_retry_after)
+
+    @staticmethod
+    def _check_path_token(request: Request, connection: str, settings: WebhookSettings) -> None:
+        token = request.path_params.get("token")
+        if settings.mode != "path_token":
+            if token is not None:
+                raise Refusal(404, "not_found", f"Connection {connection!r} authenticates deliveries with an HMAC "
+                              "signature; its callback URL is /webhooks/servicetitan/<connection name>.")
+            return
+        if token is None:
+            raise Refusal(401, "missing_token", f"Connection {connection!r} authenticates deliveries with a secret "
+                          "token in the callback URL: /webhooks/servicetitan/<connection name>/<token>.")
+        if not token_matches(settings.keys, token):
+            raise Refusal(401, "bad_token", "The callback URL's token is not this connection's. Register the URL "
+                          f"`fieldledger secrets rotate-webhook {connection}` printed.")
+
+    @staticmethod
+    def _signature(request: Request, settings: WebhookSettings) -> str | None:
+        """The signature to check (HMAC mode), from the first configured header present."""
+        if settings.mode != "hmac":
+            return None
+        for header in settings.headers:
+            value = request.headers.get(header)
+            if value:
+                return value
+        raise Refusal(401, "missing_signature", f"The {' / '.join(settings.headers)} header is missing: sign the "
+                      "raw body with HMAC-SHA256 and the connection's webhook key.")
 
     async def _settings(self, connection: str) -> WebhookSettings:
         assert self.lookup is not None
@@ -243,6 +293,15 @@ class WebhookReceiver:
         return paused
 
     async def _read_body(self, request: Request) -> bytes:
+        """The whole body, within ``body_timeout`` seconds: a sender trickling bytes (slowloris)
+        is cut off (408, connection closed) instead of holding an in-flight slot for ever."""
+        try:
+            return await asyncio.wait_for(self._stream_body(request), self.body_timeout)
+        except TimeoutError:
+            raise Refusal(408, "body_timeout", f"The body did not arrive within {self.body_timeout:g} s; reading "
+                          "stopped and nothing was stored. Send the whole body at once.", close=True) from None
+
+    async def _stream_body(self, request: Request) -> bytes:
         chunks, size = [], 0
         try:
             async for chunk in request.stream():
@@ -276,15 +335,18 @@ async def _json_http_error(_request: Request, exc: Exception) -> Response:
 
 def create_app(store_url: str, *, secret_ttl: float = DEFAULT_TTL_SECONDS, max_body_bytes: int = MAX_BODY_BYTES,
                paused_retry_after: int = PAUSED_RETRY_AFTER_SECONDS, writers: int = 2, max_batch: int = 500,
-               max_in_flight: int = MAX_IN_FLIGHT) -> Starlette:
+               max_in_flight: int = MAX_IN_FLIGHT, max_in_flight_per_connection: int = MAX_IN_FLIGHT_PER_CONNECTION,
+               body_timeout: float = BODY_TIMEOUT_SECONDS) -> Starlette:
     """The receiver as an ASGI app writing to the sync store at ``store_url`` (already migrated).
     Needs the lifespan protocol (uvicorn's default) to open and close its pools."""
     receiver = WebhookReceiver(store_url, secret_ttl=secret_ttl, max_body_bytes=max_body_bytes,
                                paused_retry_after=paused_retry_after, writers=writers, max_batch=max_batch,
-                               max_in_flight=max_in_flight)
+                               max_in_flight=max_in_flight, max_in_flight_per_connection=max_in_flight_per_connection,
+                               body_timeout=body_timeout)
     app = Starlette(
         routes=[
             Route("/webhooks/servicetitan/{connection}", receiver.receive_servicetitan, methods=["POST"]),
+            Route("/webhooks/servicetitan/{connection}/{token}", receiver.receive_servicetitan, methods=["POST"]),
             Route("/healthz", receiver.healthz, methods=["GET"]),
             Route("/metrics", receiver.render_metrics, methods=["GET"]),
         ],

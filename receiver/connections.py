@@ -1,20 +1,31 @@
-"""Per-connection webhook settings for the receiver: the signing secret (the vault secret the
-connection file names, ``st_webhook_secret`` by default), the signature header and encoding (the
-connection file), and whether the connection is paused (sync store). Looked up behind short caches
-so changes apply within seconds.
+"""Per-connection webhook settings for the receiver: how a delivery proves it is authentic (the
+connection file), the keys or tokens that are valid now (the vault), and whether the connection is
+paused (sync store). Looked up behind short caches so changes apply within seconds.
+
+Every connection uses exactly one of two modes, never neither:
+
+- ``hmac`` (the default): HMAC-SHA256 over the raw body in a header. Valid keys: the vault secret
+  ``servicetitan.secrets.webhook_secret`` names (``st_webhook_secret``) and, during a rotation, the
+  same name with ``_previous``.
+- ``path_token``: for a ServiceTitan app without an HMAC key. The callback URL ends in a secret
+  token of at least 128 bits (``/webhooks/servicetitan/<connection>/<token>``), kept in the vault as
+  ``servicetitan.secrets.webhook_token`` (``st_webhook_token``; ``..._previous`` during a rotation);
+  ``fieldledger secrets rotate-webhook <connection>`` makes one.
 
 Only these keys are read from ``<FIELDLEDGER_HOME>/connections/<connection>.yaml``, leniently, so
 that a mapping mistake elsewhere in the file never stops webhooks from being stored::
 
     servicetitan:
       secrets:
-        webhook_secret: st_webhook_secret             # default vault name
+        webhook_secret: st_webhook_secret            # default vault names
+        webhook_token: st_webhook_token
       webhook:
-        signature_header: X-ServiceTitan-Signature   # default
-        signature_encoding: base64                    # or hex
+        auth: hmac                                   # or path_token
+        signature_header: X-ServiceTitan-Signature   # default; or a list of header names to try
+        signature_encoding: any                      # base64, hex, or any (either; the default)
 
-A connection is unknown when it has neither a webhook secret in the vault nor a connection file.
-Secrets are never logged; the vault registers each one it returns for redaction.
+A connection is unknown when it has neither a webhook key or token in the vault nor a connection
+file. Secrets are never logged; the vault registers each one it returns for redaction.
 """
 
 from __future__ import annotations
@@ -30,11 +41,13 @@ from typing import Any
 import yaml
 
 from fieldledger.settings import connections_dir
-from receiver.signature import DEFAULT_ENCODING, DEFAULT_HEADER, ENCODINGS
+from receiver.signature import DEFAULT_ENCODING, DEFAULT_HEADER, ENCODINGS, TOKEN_MIN_BITS, token_bits
 from resources.store import SyncStore
-from resources.vault import MissingSecretError, Vault
+from resources.vault import PREVIOUS_SUFFIX, MissingSecretError, Vault
 
 SECRET_NAME = "st_webhook_secret"
+TOKEN_NAME = "st_webhook_token"
+MODES = ("hmac", "path_token")
 DEFAULT_TTL_SECONDS = 3.0
 CONNECTION_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 _HEADER_TOKEN = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,100}$")
@@ -47,13 +60,26 @@ class ConnectionFileError(ValueError):
 
 @dataclass(frozen=True)
 class WebhookSettings:
-    secret: str | None  # None: the connection exists but has no webhook secret stored yet
-    header: str = DEFAULT_HEADER
-    encoding: str = DEFAULT_ENCODING
-    secret_name: str = SECRET_NAME  # the vault name, for messages
+    """How one connection's deliveries are authenticated. ``keys`` are the valid HMAC keys (mode
+    ``hmac``) or path tokens (mode ``path_token``), current first; empty: none stored yet."""
 
-    def __repr__(self) -> str:  # never show the secret
-        return (f"WebhookSettings(secret={'set' if self.secret else None}, header={self.header!r}, "
+    mode: str = "hmac"
+    keys: tuple[str, ...] = ()
+    headers: tuple[str, ...] = (DEFAULT_HEADER,)
+    encoding: str = DEFAULT_ENCODING
+    secret_name: str = SECRET_NAME  # the vault name of the current key or token, for messages
+
+    @property
+    def header(self) -> str:
+        return self.headers[0]
+
+    @property
+    def weak_token(self) -> bool:
+        """A path token someone stored by hand that carries less than 128 bits."""
+        return self.mode == "path_token" and any(token_bits(t) < TOKEN_MIN_BITS for t in self.keys)
+
+    def __repr__(self) -> str:  # never show a key
+        return (f"WebhookSettings(mode={self.mode!r}, keys={len(self.keys)} stored, headers={self.headers!r}, "
                 f"encoding={self.encoding!r}, secret_name={self.secret_name!r})")
 
 
@@ -61,26 +87,47 @@ def connection_file(connection: str) -> Path:
     return connections_dir() / f"{connection}.yaml"
 
 
-def _signature_options(path: Path) -> dict[str, str]:
+def _section(parent: Any, name: str) -> dict:
+    value = parent.get(name) if isinstance(parent, dict) else None
+    return value if isinstance(value, dict) else {}
+
+
+def _options(path: Path) -> dict[str, Any]:
+    """The webhook options of a connection file (defaults for what it leaves out)."""
     try:
         document = yaml.safe_load(path.read_text()) or {}
     except (OSError, yaml.YAMLError) as exc:
         raise ConnectionFileError(f"cannot read connection file {path}: {exc.__class__.__name__}; fix its YAML") from None
-    servicetitan: Any = ((document.get("servicetitan") or {}) if isinstance(document, dict) else {})
-    servicetitan = servicetitan if isinstance(servicetitan, dict) else {}
-    secrets = servicetitan.get("secrets") if isinstance(servicetitan.get("secrets"), dict) else {}
-    secret_name = str(secrets.get("webhook_secret") or SECRET_NAME)
-    webhook = servicetitan.get("webhook")
-    webhook = webhook if isinstance(webhook, dict) else {}
-    header = str(webhook.get("signature_header") or DEFAULT_HEADER)
+    servicetitan = _section(document, "servicetitan")
+    secrets, webhook = _section(servicetitan, "secrets"), _section(servicetitan, "webhook")
+    mode = str(webhook.get("auth") or "hmac").lower()
+    if mode not in MODES:
+        raise ConnectionFileError(f"{path}: servicetitan.webhook.auth must be hmac or path_token, not {mode!r}")
+    raw_headers = webhook.get("signature_header") or DEFAULT_HEADER
+    headers = tuple(str(h) for h in (raw_headers if isinstance(raw_headers, list) else [raw_headers]))
+    for header in headers:
+        if not _HEADER_TOKEN.match(header):
+            raise ConnectionFileError(
+                f"{path}: servicetitan.webhook.signature_header {header!r} is not a valid header name")
     encoding = str(webhook.get("signature_encoding") or DEFAULT_ENCODING).lower()
-    if not _HEADER_TOKEN.match(header):
-        raise ConnectionFileError(f"{path}: servicetitan.webhook.signature_header {header!r} is not a valid header name")
     if encoding not in ENCODINGS:
         raise ConnectionFileError(
             f"{path}: servicetitan.webhook.signature_encoding must be one of {', '.join(ENCODINGS)}, not {encoding!r}"
         )
-    return {"header": header, "encoding": encoding, "secret_name": secret_name}
+    secret_name = str(secrets.get("webhook_token") or TOKEN_NAME) if mode == "path_token" else \
+        str(secrets.get("webhook_secret") or SECRET_NAME)
+    return {"mode": mode, "headers": headers, "encoding": encoding, "secret_name": secret_name}
+
+
+def _valid_keys(vault: Vault, connection: str, name: str) -> tuple[str, ...]:
+    """The current and (during a rotation) the previous value of a vault secret."""
+    keys = []
+    for candidate in (name, name + PREVIOUS_SUFFIX):
+        try:
+            keys.append(vault.get(connection, candidate))
+        except MissingSecretError:
+            continue
+    return tuple(keys)
 
 
 _default_vault: Vault | None = None
@@ -104,14 +151,12 @@ def webhook_settings(connection: str, vault: Vault | None = None) -> WebhookSett
         return None
     vault = vault or _vault()
     path = connection_file(connection)
-    options = _signature_options(path) if path.is_file() else {}
-    try:
-        secret: str | None = vault.get(connection, options.get("secret_name", SECRET_NAME))
-    except MissingSecretError:
-        secret = None
-    if secret is None and not options:
+    options = _options(path) if path.is_file() else {}
+    keys = _valid_keys(vault, connection, options.get("secret_name", SECRET_NAME))
+    settings = WebhookSettings(**options, keys=keys)
+    if not settings.keys and not options:
         return None
-    return WebhookSettings(secret=secret, **options)
+    return settings
 
 
 class _TtlCache:

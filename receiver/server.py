@@ -17,7 +17,7 @@ import psycopg
 import uvicorn
 from psycopg.conninfo import conninfo_to_dict
 
-from receiver.app import MAX_IN_FLIGHT, create_app
+from receiver.app import BODY_TIMEOUT_SECONDS, MAX_IN_FLIGHT, MAX_IN_FLIGHT_PER_CONNECTION, create_app
 from resources.redaction import install_log_redaction
 from resources.store import SyncStore
 from resources.vault import Vault, VaultError
@@ -122,10 +122,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--max-batch", type=int, default=500, help="most deliveries per commit (1 = no group commit)")
     parser.add_argument("--max-in-flight", type=int, default=MAX_IN_FLIGHT,
                         help="concurrent deliveries before answering 503 + Retry-After")
+    parser.add_argument("--max-in-flight-per-connection", type=int, default=MAX_IN_FLIGHT_PER_CONNECTION,
+                        help="concurrent deliveries for one connection before answering it 503 + Retry-After")
+    parser.add_argument("--body-timeout", type=float, default=BODY_TIMEOUT_SECONDS,
+                        help="seconds a sender has to send the whole body (then 408, connection closed)")
     args = parser.parse_args(argv)
     try:
         run(args.host, args.port, args.database_url, writers=args.writers, max_batch=args.max_batch,
-            max_in_flight=args.max_in_flight)
+            max_in_flight=args.max_in_flight, max_in_flight_per_connection=args.max_in_flight_per_connection,
+            body_timeout=args.body_timeout)
     except (ReceiverStartError, VaultError) as exc:
         raise SystemExit(f"fieldledger receiver: {exc}") from None
 

@@ -21,6 +21,7 @@ from resources.redaction import register_secret
 from resources.store import SyncStore
 
 KEY_ENV = "FIELDLEDGER_MASTER_KEY"
+PREVIOUS_SUFFIX = "_previous"  # a rotated secret's former value, still valid until the rotation ends
 
 
 class VaultError(RuntimeError):
@@ -116,6 +117,28 @@ class Vault:
             ) from None
         register_secret(value)
         return value
+
+    def rotate(self, connection: str, name: str, value: str) -> bool:
+        """Make ``value`` the secret ``name`` while its former value stays readable as
+        ``name_previous`` (both valid until ``finish_rotation``): a sender that still uses the old
+        key or URL is not refused meanwhile. True when there was a former value to keep."""
+        try:
+            former = self.get(connection, name)
+        except MissingSecretError:
+            former = None
+        if former is not None:
+            self.set(connection, name + PREVIOUS_SUFFIX, former)
+        self.set(connection, name, value)
+        return former is not None
+
+    def finish_rotation(self, connection: str, name: str) -> bool:
+        """Forget ``name_previous``: only the current value is valid from now on."""
+        return self.delete(connection, name + PREVIOUS_SUFFIX)
+
+    def delete(self, connection: str, name: str) -> bool:
+        with self.store.transaction() as conn:  # the one delete the vault needs; ciphertext never read
+            return conn.execute("DELETE FROM secrets WHERE connection = %s AND name = %s",
+                                (connection, name)).rowcount > 0
 
     def list(self, connection: str | None = None) -> list[SecretInfo]:
         return [SecretInfo(r["connection"], r["name"], r["updated_at"]) for r in self.store.secret_rows(connection)]

@@ -1,5 +1,5 @@
-"""Pieces of the receiver without a server: signatures, event fields, connection settings and
-their cache, and the Prometheus rendering."""
+"""Pieces of the receiver without a server: signatures and path tokens, connection settings and
+their cache, and the Prometheus rendering. Envelope parsing: test_envelopes.py."""
 
 from __future__ import annotations
 
@@ -9,11 +9,10 @@ import hmac
 
 import pytest
 
-from receiver.app import Refusal, event_fields
 from receiver.connections import MISS, ConnectionFileError, _TtlCache, webhook_settings
 from receiver.metrics import ReceiverMetrics
-from receiver.signature import is_valid, sign
-from tests.receiver.webhook_deliveries import CONNECTION, encode, make_event
+from receiver.signature import is_valid, new_token, sign, token_bits, token_matches, verify
+from tests.receiver.webhook_deliveries import CONNECTION
 
 KEY = "k" * 40
 
@@ -25,8 +24,10 @@ def test_signature_is_hmac_sha256_of_the_raw_body_in_either_encoding():
     assert sign(KEY, body, "hex") == digest.hex()
     assert is_valid(KEY, body, sign(KEY, body))
     assert is_valid(KEY, body, " " + sign(KEY, body, "hex").upper() + " ", "hex")
+    assert is_valid(KEY, body, sign(KEY, body, "hex"))  # the default accepts either encoding
     assert not is_valid(KEY, body + b" ", sign(KEY, body))
-    assert not is_valid(KEY, body, sign(KEY, body, "hex"))  # hex sent where base64 is expected
+    assert not is_valid(KEY, body, sign(KEY, body, "hex"), "base64")  # hex sent where base64 is pinned
+    assert not is_valid(KEY, body, sign(KEY, body), "hex")  # and the other way round
     assert not is_valid(KEY, body, "not base64 at all!")
     assert not is_valid(KEY, body, "zz", "hex")
     assert not is_valid("other" + KEY, body, sign(KEY, body))
@@ -34,19 +35,18 @@ def test_signature_is_hmac_sha256_of_the_raw_body_in_either_encoding():
         sign(KEY, body, "base32")
 
 
-def test_event_fields():
-    event = make_event(1)
-    assert event_fields(encode(event)) == (event["eventId"], "invoice.created")
-    numbered = {**event, "eventId": 44438357}
-    assert event_fields(encode(numbered))[0] == "44438357"
-    anonymous = encode(make_event(1, event_id=None))
-    assert event_fields(anonymous)[0] == "sha256:" + hashlib.sha256(anonymous).hexdigest()
-    assert event_fields(encode({**event, "eventId": ""}))[0].startswith("sha256:")
-    for bad in ({**event, "eventId": True}, {**event, "eventId": "x" * 201}, {**event, "eventType": 7},
-                {**event, "data": None}):
-        with pytest.raises(Refusal) as refused:
-            event_fields(encode(bad))
-        assert refused.value.status == 400 and refused.value.outcome == "missing_event_fields"
+def test_two_keys_are_valid_during_a_rotation_and_tokens_compare_whole():
+    body = b'{"eventType":"invoice.created","data":{}}'
+    old, new = "o" * 40, "n" * 40
+    assert verify((new, old), body, sign(old, body)) and verify((new, old), body, sign(new, body, "hex"))
+    assert not verify((new,), body, sign(old, body))
+    assert not verify((), body, sign(old, body))
+    token = new_token()
+    assert token_bits(token) >= 128 and len(token) == 43
+    assert token_matches((new_token(), token), token)
+    assert not token_matches((token,), token[:-1]) and not token_matches((token,), token + "x")
+    assert not token_matches((), token)
+    assert token_bits("short") == 30 and token_bits("has space " * 5) == 0
 
 
 def test_connection_settings(vault, home):
@@ -54,25 +54,42 @@ def test_connection_settings(vault, home):
     assert webhook_settings("../etc/passwd", vault) is None
     vault.set(CONNECTION, "st_webhook_secret", KEY)
     settings = webhook_settings(CONNECTION, vault)
-    assert (settings.secret, settings.header, settings.encoding) == (KEY, "X-ServiceTitan-Signature", "base64")
+    assert (settings.mode, settings.keys, settings.headers, settings.encoding) == (
+        "hmac", (KEY,), ("X-ServiceTitan-Signature",), "any")
     assert KEY not in repr(settings)
+    vault.rotate(CONNECTION, "st_webhook_secret", "r" * 40)  # both valid while ServiceTitan switches over
+    assert webhook_settings(CONNECTION, vault).keys == ("r" * 40, KEY)
+    vault.finish_rotation(CONNECTION, "st_webhook_secret")
+    assert webhook_settings(CONNECTION, vault).keys == ("r" * 40,)
     path = home / "connections" / f"{CONNECTION}.yaml"
-    path.write_text("servicetitan:\n  webhook:\n    signature_encoding: HEX\n")
+    path.write_text("servicetitan:\n  webhook:\n    signature_encoding: HEX\n"
+                    "    signature_header: [X-ST-Signature, X-ServiceTitan-Hmac]\n")
     assert webhook_settings(CONNECTION, vault).encoding == "hex"
+    assert webhook_settings(CONNECTION, vault).headers == ("X-ST-Signature", "X-ServiceTitan-Hmac")
     # the connection file may name another vault secret for the webhook key
     vault.set(CONNECTION, "acme_webhook_key", "k" * 40)
     path.write_text("servicetitan:\n  secrets:\n    webhook_secret: acme_webhook_key\n")
     renamed = webhook_settings(CONNECTION, vault)
-    assert (renamed.secret, renamed.secret_name) == ("k" * 40, "acme_webhook_key")
-    path.write_text("servicetitan:\n  webhook:\n    signature_encoding: HEX\n")
+    assert (renamed.keys, renamed.secret_name) == (("k" * 40,), "acme_webhook_key")
+    # path-token mode: the token, not the signing key, authenticates
+    path.write_text("servicetitan:\n  webhook:\n    auth: path_token\n")
+    assert webhook_settings(CONNECTION, vault).keys == ()
+    token = new_token()
+    vault.set(CONNECTION, "st_webhook_token", token)
+    tokened = webhook_settings(CONNECTION, vault)
+    assert (tokened.mode, tokened.keys, tokened.secret_name, tokened.weak_token) == (
+        "path_token", (token,), "st_webhook_token", False)
+    assert token not in repr(tokened)
+    vault.set(CONNECTION, "st_webhook_token", "guessable")
+    assert webhook_settings(CONNECTION, vault).weak_token
     (home / "connections" / "summit.yaml").write_text("erp: vantagepoint\n")
-    assert webhook_settings("summit", vault).secret is None  # known, but no secret yet
-    path.write_text("servicetitan:\n  webhook:\n    signature_encoding: base32\n")
-    with pytest.raises(ConnectionFileError, match="signature_encoding must be one of base64, hex"):
-        webhook_settings(CONNECTION, vault)
-    path.write_text("servicetitan:\n  webhook:\n    signature_header: 'X Bad Header'\n")
-    with pytest.raises(ConnectionFileError, match="not a valid header name"):
-        webhook_settings(CONNECTION, vault)
+    assert webhook_settings("summit", vault).keys == ()  # known, but no secret yet
+    for bad, message in (("signature_encoding: base32", "signature_encoding must be one of any, base64, hex"),
+                         ("signature_header: 'X Bad Header'", "not a valid header name"),
+                         ("auth: none", "auth must be hmac or path_token")):
+        path.write_text(f"servicetitan:\n  webhook:\n    {bad}\n")
+        with pytest.raises(ConnectionFileError, match=message):
+            webhook_settings(CONNECTION, vault)
     path.write_text("servicetitan: [unclosed\n")
     with pytest.raises(ConnectionFileError, match="fix its YAML"):
         webhook_settings(CONNECTION, vault)
