@@ -28,7 +28,10 @@ def _connections() -> tuple[list[str], str]:
 
 CONNECTION_NAMES, START_DATE = _connections()
 connection_partitions = dg.StaticPartitionsDefinition(CONNECTION_NAMES)
-day_partitions = dg.DailyPartitionsDefinition(start_date=START_DATE, end_offset=1, timezone="UTC")
+# Days are business days in the contractor's own zone, keyed by date. The last partition is
+# tomorrow in UTC (end_offset=2: today's, plus one): a contractor ahead of UTC is already in its next
+# business day, and the webhook sensor and the catch-up request up to today + 1 for that reason.
+day_partitions = dg.DailyPartitionsDefinition(start_date=START_DATE, end_offset=2, timezone="UTC")
 connection_day = dg.MultiPartitionsDefinition({"connection": connection_partitions, "day": day_partitions})
 
 

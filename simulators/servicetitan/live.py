@@ -11,12 +11,12 @@ import itertools
 import random
 import threading
 from collections.abc import Callable
-from datetime import date
+from datetime import date, timedelta
 
 from simulators.runtime import SimClock
 from simulators.servicetitan.model import InvoiceItem, InvoiceRow, TenantData
 from simulators.servicetitan.render import render
-from simulators.servicetitan.seed import MATERIALS, STREETS, Builder
+from simulators.servicetitan.seed import MATERIALS, STREETS, UTC_OFFSET_HOURS, Builder
 from simulators.servicetitan.wire import ticks_of
 
 CHANGE_WEIGHTS = {
@@ -84,8 +84,11 @@ class LiveMode:
     def _now(self) -> int:
         return ticks_of(self.clock.now())
 
-    def _today(self) -> int:
-        return self.clock.now().date().toordinal()
+    def _today(self, data: TenantData) -> int:
+        """The contractor's local business day (a document raised at 23:30 in Seattle is dated that
+        day, although UTC is already in the next one), as the seed dates its documents."""
+        local = self.clock.now() - timedelta(hours=UTC_OFFSET_HOURS.get(data.contractor.branches[0].state, 7))
+        return local.date().toordinal()
 
     def _recent(self, data: TenantData, kind: str, n: int = 300):
         return list(itertools.islice(reversed(data.tables[kind].rows.values()), n))
@@ -102,7 +105,7 @@ class LiveMode:
             raised.append(("customer.created", "customers", customer))
         else:
             customer = b.rng.choice(customers)
-        invoice = b.invoice(customer, b.rng.choice(customer.locations), self._today(), now)
+        invoice = b.invoice(customer, b.rng.choice(customer.locations), self._today(data), now)
         invoice.review_status = "NeedsReview"
         data.touch("invoices", invoice, now)
         customer.balance += invoice.total
@@ -140,7 +143,7 @@ class LiveMode:
         invoice = b.rng.choice(open_invoices)
         now = self._now()
         amount = invoice.balance if b.rng.random() < 0.8 else max(1, invoice.balance // 2)
-        payment = b.payment(invoice.customer_id, invoice.bu_id, self._today(), now, [(invoice, amount)])
+        payment = b.payment(invoice.customer_id, invoice.bu_id, self._today(data), now, [(invoice, amount)])
         data.touch("payments", payment, now)
         invoice.balance -= amount
         if invoice.balance == 0:
@@ -164,10 +167,10 @@ class LiveMode:
         if open_pos and b.rng.random() < 0.7:
             po = b.rng.choice(open_pos)
         else:
-            po = b.purchase_order(self._today(), now)
+            po = b.purchase_order(self._today(data), now)
             po.status, po.sent = "Sent", now
         receipt, bill = b.receive(po, now, 1.0 if b.rng.random() < 0.8 else 0.5)
-        bill.day = date.fromordinal(self._today()).toordinal()
+        bill.day = date.fromordinal(self._today(data)).toordinal()
         bill.due_day = bill.day + 30
         data.touch("purchase-orders", po, now)
         data.touch("receipts", receipt, now)

@@ -68,7 +68,7 @@ class BadRecordCases:
 
     @pytest.fixture(scope="class")
     def bad(self, stack) -> BadDay:
-        bad = break_day(stack.info, self.connection, busy_day())
+        bad = break_day(stack.info, self.connection, busy_day(stack.info, self.connection))
         assert run_partitions(self.connection, [bad.day], "test").failed_runs == []  # bad records never fail a run
         return bad
 

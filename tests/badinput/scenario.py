@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import date
 from decimal import Decimal
 from typing import Protocol
 
@@ -23,7 +23,7 @@ from fieldledger.settings import connections_dir
 from mappings.connection import load_connection
 from pipelines.servicetitan import extract
 from resources.servicetitan import ServiceTitanClient
-from tests.pipeline.source import last_days
+from tests.pipeline.source import days_holding
 
 UNICODE_NAME = "Müller & Søn — Café"
 UNICODE_LINE = "Kältemittel R‑410A geprüft ✓"  # 28 characters: fits every ERP's line description
@@ -83,12 +83,10 @@ def st_client(info: dict, connection: str) -> ServiceTitanClient:
                               t["app_key"])
 
 
-def busy_day(days_back: int = 3) -> date:
-    """A weekday at least ``days_back`` days ago (its invoices have payments by now)."""
-    day = last_days(1)[0] - timedelta(days=days_back)
-    while day.weekday() >= 5:
-        day -= timedelta(days=1)
-    return day
+def busy_day(info: dict, connection: str, days_back: int = 3) -> date:
+    """The day at least ``days_back`` days ago (its invoices have payments by now) on which the
+    simulator holds the most invoices: never a calendar position assumed to hold data."""
+    return days_holding(info, connection, back=(days_back, days_back + 21), minimum=20)[0]
 
 
 @dataclass

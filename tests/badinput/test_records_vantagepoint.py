@@ -4,7 +4,6 @@ Vantagepoint, plus what only Vantagepoint shows here: a document dated in a clos
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import timedelta
 from decimal import Decimal
 
 import httpx
@@ -17,6 +16,7 @@ from posting.vantagepoint import KINDS, implicit_total
 from resources.vantagepoint import VantagepointClient
 from tests.badinput.record_cases import BadRecordCases
 from tests.badinput.scenario import busy_day, latest, st_client
+from tests.pipeline.source import day_counts
 
 pytestmark = pytest.mark.slow
 CONNECTION = "summit-mechanical"
@@ -74,9 +74,11 @@ class TestVantagepointBadRecords(BadRecordCases):
         (Settings > Accounting Periods) or correct the document date in ServiceTitan, then
         `fieldledger replay`; nothing was posted"; nothing reaches the ledger. After the period is
         opened, a replay posts each exactly once."""
-        day = busy_day().replace(day=1) - timedelta(days=1)  # a month the other cases do not use
-        while day.weekday() != 5:  # a Saturday: a few documents, a short run
-            day -= timedelta(days=1)
+        # a quiet day (a few documents, a short run) in an accounting month the other cases do not use
+        busy = busy_day(stack.info, CONNECTION)
+        counts = day_counts(stack.info, CONNECTION, where=lambda raw: Decimal(raw["total"]) != 0, back=(35, 70))
+        day = min((d for d, n in counts.items() if n and (d.year, d.month) != (busy.year, busy.month)),
+                  key=lambda d: (counts[d], d))
         with st_client(stack.info, CONNECTION) as client:
             invoices = [i for i in extract.day_records(client, "invoice", day) if Decimal(i["total"]) != 0]
         assert invoices, f"no invoices on {day}"

@@ -103,7 +103,7 @@ def test_event_for_a_record_deleted_before_the_run_posts_nothing_and_does_not_re
     Not yet: a line in the run naming the invoice as gone. The run reads the day, not the event, so
     it cannot tell "deleted" from "never existed"; that needs the sensor to hand the event's record
     ids to the run (pipelines/, outside this catalogue)."""
-    day = busy_day()
+    day = busy_day(stack.info, CONNECTION)
     with st_client(stack.info, CONNECTION) as client:
         invoices = [i for i in extract.day_records(client, "invoice", day) if Decimal(i["total"]) > 0]
     # the victim must be unpaid: a payment applied to a deleted invoice is a failure of its own

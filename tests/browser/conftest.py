@@ -74,21 +74,18 @@ class Ui:
     quarantined: list  # the sync store's records of that day (status quarantined)
 
 
-def _weekdays(n: int) -> list[date]:
-    from tests.pipeline.source import last_days
-
-    return [d for d in last_days(10) if d.weekday() < 5][-n:]
-
-
 def _materialize(stack) -> tuple[dict[str, list[date]], date]:  # noqa: F811 - the fixture's value
     """Two good days for each connection, then a third cascade-hvac day with business unit 1106 taken
     out of the mapping (a unit added in ServiceTitan that nobody mapped): its invoices quarantine and
     the `mapping_complete` check fails with the reason."""
     from fieldledger.operations import open_failures, run_partitions
     from fieldledger.settings import connections_dir
+    from tests.pipeline.source import days_holding
     from tests.pipeline.test_quarantine_and_replay import unit_block
 
-    *good, bad = _weekdays(3)
+    # days chosen by what the simulator holds: the bad day has invoices of unit 1106
+    bad = days_holding(stack.info, "cascade-hvac", where=lambda raw: raw["businessUnit"]["id"] == 1106, minimum=2)[0]
+    good = [d for d in days_holding(stack.info, "cascade-hvac", 3, minimum=5) if d != bad][:2]
     days = {"cascade-hvac": [*good, bad], "summit-mechanical": good}
     for connection in days:
         outcome = run_partitions(connection, good, "browser test")
@@ -156,10 +153,28 @@ def page(chromium, ui):
             context = browser.new_context(viewport=VIEWPORT, device_scale_factor=1)
             context.set_default_timeout(30_000)
             context.add_init_script(QUIET_UI)
-            yield context.new_page()
+            page = context.new_page()
+            # Dagster raises alerts (a GraphQL request that timed out on a loaded machine, a code
+            # location reloaded) as a modal dialog whose backdrop takes every click. Whenever one
+            # shows, before any action, it is read into the log and closed, then the action retries.
+            page.add_locator_handler(page.locator(".bp5-overlay-backdrop").first, _close_alert)
+            yield page
             context.close()
         finally:
             browser.close()
+
+
+def _close_alert(backdrop) -> None:
+    page = backdrop.page
+    dialog = page.locator(".bp5-dialog, [role=dialog]").filter(visible=True)
+    text = " ".join(dialog.all_inner_texts())[:500] if dialog.count() else "(no dialog text)"
+    print(f"closing a Dagster alert: {text}")
+    for name in ("Close", "OK", "Dismiss", "Cancel"):
+        button = dialog.get_by_role("button", name=name, exact=True)
+        if button.count():
+            button.first.click(force=True)
+            return
+    page.keyboard.press("Escape")
 
 
 def screenshot(page, name: str) -> Path:

@@ -15,7 +15,7 @@ CONNECTION = "cascade-hvac"
 
 
 def test_conflict_resolved_by_hand_is_never_posted_again(stack):
-    day = busy_day(4)
+    day = busy_day(stack.info, CONNECTION, 4)
     assert run_partitions(CONNECTION, [day], "first").failed_runs == []
     posted = [r for r in stack.store.records(CONNECTION, statuses=["posted"], business_date=day)
               if r.source_type == "invoice"]

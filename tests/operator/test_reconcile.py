@@ -4,7 +4,7 @@ document a person voids in the ERP shows up as a highlighted difference with exi
 from __future__ import annotations
 
 import csv
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from decimal import Decimal
 
 import httpx
@@ -17,6 +17,7 @@ from posting.registry import open_adapter
 from resources.acumatica import AcumaticaClient
 from resources.vault import Vault
 from tests.operator.conftest import run_cli
+from tests.pipeline.source import days_holding
 
 pytestmark = pytest.mark.slow
 CONNECTION = "cascade-hvac"
@@ -24,16 +25,16 @@ PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
 def synced_month(stack):
-    """A day in the middle of last month, synced through Dagster (once per module); payments of
-    that day bring the earlier invoices they apply to along (on their own days)."""
-    first_of_this = datetime.now(UTC).date().replace(day=1)
-    month_start = (first_of_this - timedelta(days=1)).replace(day=1)
-    days = [month_start.replace(day=15)]
+    """The busiest recent day the simulator holds, synced through Dagster (once per module);
+    payments of that day bring the earlier invoices they apply to along (on their own days). The
+    month reconciled is that day's month, whichever month today is in."""
     if not getattr(stack, "_synced", None):
+        days = days_holding(stack.info, CONNECTION, minimum=10)
         outcome = run_partitions(CONNECTION, days, "test-reconcile")
         assert outcome.failed_runs == []
         stack._synced = days
-    return month_start.strftime("%Y-%m"), days
+    days = stack._synced
+    return days[0].strftime("%Y-%m"), days
 
 
 def read_csv(path) -> list[dict]:
@@ -85,7 +86,9 @@ def test_a_voided_invoice_is_a_highlighted_difference(stack, tmp_path):
                          a["password"]) as acu:
         flt = (f"Date ge datetimeoffset'{days[0]}T00:00:00Z' and "
                f"Date lt datetimeoffset'{days[0] + timedelta(days=1)}T00:00:00Z' and Status eq 'Open'")
-        invoice = next(i for i in acu.list("Invoice", filter=flt, expand="Details") if i["Type"] == "Invoice")
+        open_invoices = [i for i in acu.list("Invoice", filter=flt, expand="Details") if i["Type"] == "Invoice"]
+    assert open_invoices, f"no open invoice on {days[0]} in the ERP after syncing it (all paid the same day?)"
+    invoice = open_invoices[0]
     subaccount = invoice["Details"][0]["Subaccount"]
     httpx.post(a["base_url"] + "/_sim/void", json={"entity": "Invoice", "keys": ["Invoice", invoice["ReferenceNbr"]]}
                ).raise_for_status()

@@ -15,7 +15,7 @@ import pytest
 
 from fieldledger.operations import open_failures, run_partitions
 from resources.vantagepoint import VantagepointClient, pad_document_number
-from tests.pipeline.source import last_days, source_documents
+from tests.pipeline.source import days_holding, source_documents
 
 pytestmark = pytest.mark.slow
 CONNECTION = "summit-mechanical"
@@ -28,7 +28,7 @@ def posted_count(store) -> int:
 
 
 def test_sigkill_mid_posting_then_replay_posts_nothing_twice(stack):
-    days = [d for d in last_days(8) if d.weekday() < 5][-2:]
+    days = days_holding(stack.info, CONNECTION, 2, minimum=20)  # enough invoices to be killed mid-posting
     cmd = [sys.executable, "-m", "fieldledger.cli", "sync", "--connection", CONNECTION,
            "--start", str(days[0]), "--end", str(days[-1])]
     proc = subprocess.Popen(cmd, env=dict(os.environ), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

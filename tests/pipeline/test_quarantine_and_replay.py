@@ -11,7 +11,7 @@ from fieldledger.operations import open_failures, prepare_replay, run_partitions
 from fieldledger.settings import connections_dir
 from mappings.connection import load_connection
 from resources.acumatica import AcumaticaClient
-from tests.pipeline.source import last_days, source_documents
+from tests.pipeline.source import days_holding, source_documents
 
 pytestmark = pytest.mark.slow
 CONNECTION = "cascade-hvac"
@@ -27,8 +27,8 @@ def unit_block(text: str) -> tuple[str, str]:
 
 
 def test_unmapped_unit_is_quarantined_then_replayed_after_the_fix(stack):
-    # the latest weekday (busy days), read with the complete mapping
-    days = [max(d for d in last_days(7) if d.weekday() < 5)]
+    # the day the simulator holds the most of this unit's invoices, read with the complete mapping
+    days = days_holding(stack.info, CONNECTION, where=lambda raw: raw["businessUnit"]["id"] == UNIT, minimum=2)
     expected = source_documents(stack.info, CONNECTION, days)
     affected = {d.number for d in expected["invoice"].values() if d.business_unit_id == UNIT}
     assert affected, "the seed should have invoices for this unit on that day"
