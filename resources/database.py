@@ -5,6 +5,17 @@ The embedded server listens on loopback TCP so that every process (CLI, receiver
 webserver, daemon, run workers) reaches it by URL. Starting is idempotent and guarded by a file
 lock: the first process starts it, the others find it running. It holds two databases:
 ``fieldledger`` (the sync store) and ``dagster`` (Dagster's run/event/schedule storage).
+
+Who may connect: only whoever holds the password. Every local account can reach 127.0.0.1, so the
+server asks every connection for the ``postgres`` password (SCRAM, pg_hba.conf has no ``trust``
+line) and opens no unix socket. The password is generated at initdb and kept in
+``<pgdata>.pgpass`` beside the data folder (for the default one: in the state folder, beside the
+vault's master.key), mode 0600, in libpq's passfile format. URLs name that file
+(``?passfile=…``) instead of carrying the secret, so a URL can be printed, logged, or passed on a
+command line (which every local user sees in ``ps``) without giving anything away; every libpq
+client (psycopg, psycopg2 under SQLAlchemy for Dagster, psql) reads it. A data folder made before
+(trust for every local user) is upgraded on its next start: password set, pg_hba.conf rewritten,
+configuration reloaded.
 """
 
 from __future__ import annotations
@@ -12,19 +23,32 @@ from __future__ import annotations
 import fcntl
 import os
 import platform
+import secrets
 import socket
+import stat
 import subprocess
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import quote
 
 import psycopg
+from psycopg import sql
 
-from fieldledger.settings import database_url_from_env, ensure_state_home
+from fieldledger.settings import database_url_from_env, ensure_state_home, write_private_file
+from resources.redaction import register_secret
 
 SYSTEM_USER = "embedded_postgres"  # postgres refuses to run as root
 DATABASES = ("fieldledger", "dagster")
+ROLE = "postgres"
+_NO_PASSFILE = "/nonexistent/fieldledger/no.pgpass"  # libpq skips a passfile that does not exist
+HBA = (
+    "# Written by fieldledger (resources/database.py), rewritten on start: every connection must\n"
+    "# give the password (SCRAM); the server listens on 127.0.0.1 only and opens no unix socket.\n"
+    "local  all  all                 scram-sha-256\n"
+    "host   all  all  127.0.0.1/32   scram-sha-256\n"
+)
 
 
 class DatabaseStartError(RuntimeError):
@@ -36,8 +60,39 @@ class EmbeddedServer:
     pgdata: Path
     port: int
 
+    @property
+    def passfile(self) -> Path:
+        return password_file(self.pgdata)
+
     def url(self, database: str = "fieldledger") -> str:
-        return f"postgresql://postgres@127.0.0.1:{self.port}/{database}"
+        """A libpq URL naming the password file, never the password itself."""
+        return (f"postgresql://{ROLE}@127.0.0.1:{self.port}/{database}"
+                f"?passfile={quote(str(self.passfile), safe='/')}")
+
+
+def password_file(pgdata: Path) -> Path:
+    return pgdata.parent / f"{pgdata.name}.pgpass"
+
+
+def read_password(path: Path) -> str:
+    """The password from a passfile (``*:*:*:postgres:SECRET``), registered for redaction."""
+    mode = stat.S_IMODE(path.stat().st_mode)
+    if mode & 0o077:  # libpq would ignore it too, and it must not stay readable
+        raise DatabaseStartError(f"{path} is readable by other users (mode {oct(mode)}); run `chmod 600 {path}`.")
+    lines = [line for line in path.read_text().splitlines() if line.strip() and not line.startswith("#")]
+    password = lines[0].split(":", 4)[4] if lines and lines[0].count(":") >= 4 else ""
+    if not password:
+        raise DatabaseStartError(f"{path} holds no password line (*:*:*:{ROLE}:PASSWORD); restore it from a backup.")
+    register_secret(password)
+    return password
+
+
+def _ensure_password(pgdata: Path) -> str:
+    """The server's password, generated (and kept in the passfile) the first time."""
+    path = password_file(pgdata)
+    if not path.exists():
+        write_private_file(path, f"*:*:*:{ROLE}:{secrets.token_urlsafe(32)}\n")
+    return read_password(path)
 
 
 def _bin(name: str) -> str:
@@ -60,6 +115,20 @@ def _run_as_owner(args: list[str], timeout: float = 60) -> subprocess.CompletedP
         return subprocess.run(args, **kwargs)
     except subprocess.CalledProcessError as exc:
         raise DatabaseStartError(f"{Path(args[0]).name} failed: {exc.stderr.strip() or exc.stdout.strip()}") from None
+
+
+def _give_to_owner(path: Path) -> None:
+    """A file the server must read belongs to the user it runs as (root starts it as SYSTEM_USER)."""
+    if platform.system() != "Windows" and os.geteuid() == 0:
+        import pwd
+
+        entry = pwd.getpwnam(SYSTEM_USER)
+        os.chown(path, entry.pw_uid, entry.pw_gid)
+
+
+def _write_hba(pgdata: Path) -> None:
+    write_private_file(pgdata / "pg_hba.conf", HBA)
+    _give_to_owner(pgdata / "pg_hba.conf")
 
 
 def _prepare_ownership(pgdata: Path) -> None:
@@ -92,45 +161,110 @@ def _file_lock(path: Path):
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def _is_ready(port: int) -> bool:
+def _auth_refused(exc: Exception) -> bool:
+    text = str(exc)
+    return "password authentication failed" in text or "no password supplied" in text
+
+
+def _is_ready(server: EmbeddedServer) -> bool:
+    """True when the server accepts our password; False while it is down or starting."""
     try:
-        with psycopg.connect(f"postgresql://postgres@127.0.0.1:{port}/postgres", connect_timeout=2):
+        with psycopg.connect(server.url("postgres"), connect_timeout=2):
             return True
-    except psycopg.OperationalError:
+    except psycopg.OperationalError as exc:
+        if _auth_refused(exc):
+            raise DatabaseStartError(
+                f"The embedded PostgreSQL in {server.pgdata} refuses the password in {server.passfile} "
+                "(or PGPASSWORD, which libpq prefers, is set to another one). If that file was lost or "
+                f"replaced: stop the server (`fieldledger db stop`), change the two scram-sha-256 lines of "
+                f"{server.pgdata / 'pg_hba.conf'} to trust, and start it again; fieldledger then sets the "
+                "password from the file and restores password authentication."
+            ) from None
         return False
+
+
+def _initialise(pgdata: Path, port_file: Path) -> None:
+    """initdb with the generated password and SCRAM for every connection; loopback TCP only."""
+    pgdata.mkdir(parents=True, exist_ok=True)
+    _prepare_ownership(pgdata)
+    password = _ensure_password(pgdata)
+    pwfile = pgdata.parent / f".{pgdata.name}.initpw"  # initdb runs as the owner: it must read it
+    write_private_file(pwfile, password + "\n")
+    _give_to_owner(pwfile)
+    try:
+        _run_as_owner([_bin("initdb"), "-D", str(pgdata), "--auth=scram-sha-256", f"--pwfile={pwfile}",
+                       "-U", ROLE, "--encoding=UTF8", "--no-sync"])
+    finally:
+        pwfile.unlink(missing_ok=True)
+    port = _free_port()
+    with open(pgdata / "postgresql.auto.conf", "a") as conf:
+        conf.write(
+            f"\nport = {port}\nlisten_addresses = '127.0.0.1'\nunix_socket_directories = ''\n"
+            "password_encryption = 'scram-sha-256'\n"
+            "max_connections = 200\nshared_buffers = 128MB\nfsync = on\nsynchronous_commit = on\n"
+        )
+    _write_hba(pgdata)
+    port_file.write_text(str(port))
+
+
+def _require_password(server: EmbeddedServer, password: str) -> None:
+    """Make the running server ask every connection for the password. A data folder from before
+    (pg_hba.conf trusting every local user) gets the role's SCRAM verifier, the narrow pg_hba.conf
+    and a reload; then this waits until a connection without the password is refused. A no-op
+    (one connection) when the server already asked us for the password and pg_hba.conf is ours."""
+    hba = server.pgdata / "pg_hba.conf"
+    with psycopg.connect(server.url("postgres"), autocommit=True) as conn:
+        if conn.pgconn.used_password and hba.read_text() == HBA:
+            return
+        # the verifier, computed here, is what the server stores: the password itself never
+        # travels in a statement (statements can end up in the server log)
+        verifier = conn.pgconn.encrypt_password(password.encode(), ROLE.encode(), b"scram-sha-256").decode()
+        conn.execute(sql.SQL("ALTER ROLE {} PASSWORD {}").format(sql.Identifier(ROLE), sql.Literal(verifier)))
+        conn.execute("ALTER SYSTEM SET password_encryption = 'scram-sha-256'")
+        _write_hba(server.pgdata)
+        conn.execute("SELECT pg_reload_conf()")
+    deadline = time.monotonic() + 30
+    while connects_without_password(server.port):
+        if time.monotonic() > deadline:
+            raise DatabaseStartError(f"the embedded PostgreSQL in {server.pgdata} did not apply {hba}; "
+                                     f"see {server.pgdata / 'server.log'}")
+        time.sleep(0.05)
+
+
+def connects_without_password(port: int, database: str = "postgres") -> bool:
+    """Whether a client with no password (no passfile, no PGPASSWORD) gets in."""
+    try:
+        with psycopg.connect(host="127.0.0.1", port=port, user=ROLE, dbname=database, password="",
+                             passfile=_NO_PASSFILE, connect_timeout=5):
+            return True
+    except psycopg.OperationalError as exc:
+        if _auth_refused(exc):
+            return False
+        raise
 
 
 def start_embedded(pgdata: Path) -> EmbeddedServer:
     """Initialise (first time) and start the server in ``pgdata``; return it when it accepts
-    connections. Safe to call from many processes at once."""
+    connections, with a password only. Safe to call from many processes at once."""
     pgdata = pgdata.resolve()
     with _file_lock(pgdata.parent / f".{pgdata.name}.lock"):
         port_file = pgdata.parent / f"{pgdata.name}.port"
         if not (pgdata / "PG_VERSION").exists():
-            pgdata.mkdir(parents=True, exist_ok=True)
-            _prepare_ownership(pgdata)
-            _run_as_owner([_bin("initdb"), "-D", str(pgdata), "--auth=trust", "-U", "postgres",
-                           "--encoding=UTF8", "--no-sync"])
-            port = _free_port()
-            with open(pgdata / "postgresql.auto.conf", "a") as conf:
-                conf.write(
-                    f"\nport = {port}\nlisten_addresses = '127.0.0.1'\nunix_socket_directories = ''\n"
-                    "max_connections = 200\nshared_buffers = 128MB\nfsync = on\nsynchronous_commit = on\n"
-                )
-            port_file.write_text(str(port))
+            _initialise(pgdata, port_file)
         else:
             _prepare_ownership(pgdata)
-        port = int(port_file.read_text().strip())
-        if not _is_ready(port):
+        password = _ensure_password(pgdata)  # a folder from before has none yet
+        server = EmbeddedServer(pgdata, int(port_file.read_text().strip()))
+        if not _is_ready(server):
             log_file = pgdata / "server.log"
             _run_as_owner([_bin("pg_ctl"), "-D", str(pgdata), "-l", str(log_file), "-w", "-t", "60", "start"],
                           timeout=90)
             deadline = time.monotonic() + 30
-            while not _is_ready(port):
+            while not _is_ready(server):
                 if time.monotonic() > deadline:
                     raise DatabaseStartError(f"embedded PostgreSQL did not accept connections; see {log_file}")
                 time.sleep(0.1)
-        server = EmbeddedServer(pgdata, port)
+        _require_password(server, password)
         _ensure_databases(server)
         return server
 

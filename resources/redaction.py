@@ -24,6 +24,7 @@ SENSITIVE_FIELDS = ("password", "client_secret", "refresh_token", "access_token"
 _SHAPES = re.compile(
     r"(?i)(bearer\s+)[A-Za-z0-9\-._~+/=]+"
     r"|((?:" + "|".join(SENSITIVE_FIELDS) + r")[\"']?\s*[:=]\s*[\"']?)[^\"'&\s,}]+"
+    r"|([a-z][a-z0-9+.\-]*://[^:/@\s]+:)[^@\s/]+(?=@)"  # the password of a URL (postgresql://user:pw@host)
 )
 
 
@@ -45,7 +46,7 @@ def redact(text: object) -> str:
     pattern = _pattern
     if pattern is not None:
         out = pattern.sub(MASK, out)
-    return _SHAPES.sub(lambda m: (m.group(1) or m.group(2) or "") + MASK, out)
+    return _SHAPES.sub(lambda m: (m.group(1) or m.group(2) or m.group(3) or "") + MASK, out)
 
 
 def redact_headers(headers: dict[str, str]) -> dict[str, str]:
