@@ -24,14 +24,28 @@ _ONE_DAY = timedelta(days=1)  # a contractor ahead of UTC is already in its next
 
 
 @dataclass(frozen=True)
-class Hint:
+class InboxHint:
     """What one stored event names: its inbox id, connection, entity (lower case, e.g. ``invoice``,
-    ``inventorybill``; None when the body named none) and record id (None when unusable)."""
+    ``inventorybill``; None when the body named none), record id (None when unusable) and the event
+    name as sent (for messages)."""
 
     inbox_id: int
     connection: str
     entity: str | None
-    record_id: int | None
+    record_id: int | str | None
+    event: str = ""
+
+
+def inbox_hint(event) -> InboxHint:
+    """The hint of a stored inbox event, from the receiver's envelope parsers (the one place that
+    knows the shapes); a body they cannot read names nothing, so it asks for the catch-up."""
+    from receiver.envelopes import NotJson, parse
+
+    try:
+        parsed = parse(bytes(event.body))
+    except NotJson:
+        return InboxHint(event.id, event.connection, None, None, event.event_type)
+    return InboxHint(event.id, event.connection, parsed.entity, parsed.source_id, parsed.event)
 
 
 @dataclass
@@ -59,7 +73,7 @@ def usable_id(value) -> int | None:
     return None
 
 
-def plan(hints: Iterable[Hint], read_days: DayReader, first_day: date, last_day: date) -> Plan:
+def plan(hints: Iterable[InboxHint], read_days: DayReader, first_day: date, last_day: date) -> Plan:
     """Partitions (and catch-ups) for ``hints``; days outside [first_day, last_day] are ignored."""
     out = Plan()
     wanted: dict[tuple[str, str], dict[int, list[int]]] = defaultdict(lambda: defaultdict(list))
@@ -69,7 +83,7 @@ def plan(hints: Iterable[Hint], read_days: DayReader, first_day: date, last_day:
         if entity in PARTY_ENTITIES:
             out.ignored.append((hint.inbox_id, "customer/vendor changes are synced with the documents that use them"))
         elif entity and source_type is None:
-            out.ignored.append((hint.inbox_id, f"fieldledger does not sync {entity!r} records"))
+            out.ignored.append((hint.inbox_id, f"event type {hint.event or entity!r} does not name a document date"))
         elif source_type is None or usable_id(hint.record_id) is None:
             _catch_up(out, hint, "the event names no document and id: the connection's catch-up reads the feeds")
         else:
@@ -85,7 +99,7 @@ def plan(hints: Iterable[Hint], read_days: DayReader, first_day: date, last_day:
         for record_id, inbox_ids in by_id.items():
             day = days.get(record_id)
             for inbox_id in inbox_ids:
-                hint = Hint(inbox_id, connection, source_type, record_id)
+                hint = InboxHint(inbox_id, connection, source_type, record_id)
                 if day is None:
                     _catch_up(out, hint, f"{source_type} {record_id} is not returned by id (deleted or not yet "
                                          "visible): the connection's catch-up reads the feeds")
@@ -99,7 +113,7 @@ def plan(hints: Iterable[Hint], read_days: DayReader, first_day: date, last_day:
     return out
 
 
-def _catch_up(out: Plan, hint: Hint, why: str) -> None:
+def _catch_up(out: Plan, hint: InboxHint, why: str) -> None:
     out.catch_up[hint.connection] = max(out.catch_up.get(hint.connection, 0), hint.inbox_id)
     out.caught_up.append((hint.inbox_id, why))
 
@@ -126,8 +140,7 @@ class ApiDates:
 
 
 
-
-def run_requests(fieldledger, hints: list[Hint], today: date, instance=None, now=None) -> tuple[list, Plan]:
+def run_requests(fieldledger, hints: list[InboxHint], today: date, instance=None, now=None) -> tuple[list, Plan]:
     """The sensor's run requests for ``hints``: one per (connection, day) a record is dated (run
     key ``inbox-<last event id>-…``, so a later replay is never blocked), plus the catch-up of each
     connection an event could not be placed for (``inbox-catchup-<id>-…``). Partitions with a run

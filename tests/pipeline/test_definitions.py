@@ -11,7 +11,7 @@ import dagster as dg
 import pytest
 
 from pipelines.definitions import defs
-from pipelines.servicetitan.sensors import event_partition, webhook_inbox_sensor
+from pipelines.servicetitan.sensors import webhook_inbox_sensor
 
 
 def test_definitions_load_with_the_lineage_servicetitan_mapping_erp():
@@ -29,13 +29,6 @@ def test_definitions_load_with_the_lineage_servicetitan_mapping_erp():
                                               "erp_changes_sensor", "erp_existence_check_sensor"}
 
 
-def test_event_partition_reads_the_document_date():
-    assert str(event_partition("invoice.created", {"invoiceDate": "2026-11-03T00:00:00Z"})) == "2026-11-03"
-    assert str(event_partition("payment.updated", {"date": "2026-11-04T00:00:00Z"})) == "2026-11-04"
-    assert event_partition("customer.updated", {"id": 1}) == "party"
-    assert event_partition("job.completed", {"id": 1}) is None
-
-
 @pytest.fixture
 def instance(stack):
     from fieldledger.instance import get_instance
@@ -48,12 +41,36 @@ def event(store, connection, event_id, event_type, data):
     assert store.add_inbox_event(connection, event_id, event_type, body)
 
 
-def test_inbox_sensor_batches_partitions_and_advances_its_cursor(stack, instance):
+def some_records(connection: str, stream: str, n: int) -> list[dict]:
+    """The first ``n`` active records of a ServiceTitan export feed dated within the synced range
+    (asking the simulator what it holds)."""
+    from pipelines.partitions import START_DATE
+    from pipelines.resources import FieldledgerResource
+    from pipelines.servicetitan.extract import DATE_FIELD, EXPORT_STREAMS
+
+    field = DATE_FIELD[next(k for k, v in EXPORT_STREAMS.items() if v == stream)]
+    resource = FieldledgerResource(database_url=os.environ["FIELDLEDGER_DATABASE_URL"])
+    with resource.servicetitan(resource.connection(connection)) as client:
+        records = [r for page in client.export_pages(stream) for r in page.records
+                   if r.get("active", True) and r[field][:10] >= START_DATE]
+    return records[:n]
+
+
+def day_of(record: dict, field: str) -> str:
+    return record[field][:10]
+
+
+def test_inbox_sensor_batches_partitions_by_the_records_own_days_and_advances_its_cursor(stack, instance):
+    """The payload's dates are wrong on purpose: the runs are for the days ServiceTitan returns by id."""
     store = stack.store
-    event(store, "cascade-hvac", "e1", "invoice.created", {"id": 1, "invoiceDate": "2026-11-03T00:00:00Z"})
-    event(store, "cascade-hvac", "e2", "invoice.updated", {"id": 1, "invoiceDate": "2026-11-03T00:00:00Z"})
-    event(store, "cascade-hvac", "e3", "payment.created", {"id": 2, "date": "2026-11-04T00:00:00Z"})
-    event(store, "summit-mechanical", "e4", "inventorybill.created", {"id": 3, "billDate": "2026-11-04T00:00:00Z"})
+    inv1, inv2 = some_records("cascade-hvac", "invoices", 2)
+    [pay] = some_records("cascade-hvac", "payments", 1)
+    [bill] = some_records("summit-mechanical", "inventory_bills", 1)
+    lie = "2000-01-01T00:00:00Z"
+    event(store, "cascade-hvac", "e1", "invoice.created", {"id": inv1["id"], "invoiceDate": lie})
+    event(store, "cascade-hvac", "e2", "invoice.updated", {"id": inv1["id"]})
+    event(store, "cascade-hvac", "e3", "payment.created", {"id": pay["id"], "date": lie})
+    event(store, "summit-mechanical", "e4", "inventorybill.created", {"id": bill["id"], "billDate": lie})
     event(store, "cascade-hvac", "e5", "customer.updated", {"id": 4})
     event(store, "cascade-hvac", "e6", "technician.updated", {"id": 5})
     from pipelines.resources import FieldledgerResource
@@ -62,22 +79,23 @@ def test_inbox_sensor_batches_partitions_and_advances_its_cursor(stack, instance
             database_url=os.environ["FIELDLEDGER_DATABASE_URL"])}) as ctx:
         result = webhook_inbox_sensor(ctx)
     keys = sorted(str(r.partition_key) for r in result.run_requests)
-    assert keys == ["cascade-hvac|2026-11-03", "cascade-hvac|2026-11-04", "summit-mechanical|2026-11-04"]
+    wanted = {f"cascade-hvac|{day_of(inv1, 'invoiceDate')}", f"cascade-hvac|{day_of(pay, 'date')}",
+              f"summit-mechanical|{day_of(bill, 'billDate')}"}
+    assert keys == sorted(wanted)
     assert all(r.tags["fieldledger/connection"] in r.partition_key for r in result.run_requests)
-    assert len({r.run_key for r in result.run_requests}) == 3
-    last = max(e.id for e in store.pending_inbox_events()) if store.pending_inbox_events() else None
-    assert last is None  # every event handled or ignored with a reason
+    assert len({r.run_key for r in result.run_requests}) == len(wanted)
+    assert not store.pending_inbox_events()  # every event handled or ignored with a reason
     counts = store.inbox_counts()
     assert counts[("cascade-hvac", "processed")] == 3 and counts[("cascade-hvac", "ignored")] == 2
     # the next tick has nothing new; a replay of the same partition later gets a different run key
     with dg.build_sensor_context(instance=instance, cursor=result.cursor, resources={
             "fieldledger": FieldledgerResource(database_url=os.environ["FIELDLEDGER_DATABASE_URL"])}) as ctx2:
         assert isinstance(webhook_inbox_sensor(ctx2), dg.SkipReason)
-    event(store, "cascade-hvac", "e7", "invoice.updated", {"id": 1, "invoiceDate": "2026-11-03T00:00:00Z"})
+    event(store, "cascade-hvac", "e7", "invoice.updated", {"id": inv2["id"], "invoiceDate": lie})
     with dg.build_sensor_context(instance=instance, cursor=result.cursor, resources={
             "fieldledger": FieldledgerResource(database_url=os.environ["FIELDLEDGER_DATABASE_URL"])}) as ctx3:
         again = webhook_inbox_sensor(ctx3)
-    assert [str(r.partition_key) for r in again.run_requests] == ["cascade-hvac|2026-11-03"]
+    assert [str(r.partition_key) for r in again.run_requests] == [f"cascade-hvac|{day_of(inv2, 'invoiceDate')}"]
     assert again.run_requests[0].run_key not in {r.run_key for r in result.run_requests}
 
 

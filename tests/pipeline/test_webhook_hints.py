@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from datetime import date
 
-from pipelines.servicetitan.hints import Hint, plan, usable_id
+from pipelines.servicetitan.hints import InboxHint as Hint
+from pipelines.servicetitan.hints import plan, usable_id
 
 FIRST, LAST = date(2025, 11, 1), date(2026, 12, 5)
 
@@ -48,10 +49,10 @@ def test_no_usable_id_or_no_entity_or_a_record_not_returned_asks_for_the_catch_u
 
 def test_parties_and_unsynced_entities_are_ignored_with_the_reason_and_never_read():
     reader = Reader({})
-    result = plan([Hint(1, "a", "customer", 4), Hint(2, "a", "vendor", 5), Hint(3, "a", "call", 6)], reader,
-                  FIRST, LAST)
+    result = plan([Hint(1, "a", "customer", 4), Hint(2, "a", "vendor", 5), Hint(3, "a", "call", 6, "CallCompleted")],
+                  reader, FIRST, LAST)
     assert [i for i, _ in result.ignored] == [1, 2, 3] and not reader.calls and not result.catch_up
-    assert "does not sync 'call'" in dict(result.ignored)[3]
+    assert dict(result.ignored)[3] == "event type 'CallCompleted' does not name a document date"
 
 
 def test_a_record_dated_outside_the_synced_range_is_ignored():
