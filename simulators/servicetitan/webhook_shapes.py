@@ -2,7 +2,8 @@
 
 Only V1's layout is known from captured deliveries; V2's envelope is not public
 (docs/servicetitan-webhooks.md), so ``v2`` is our labelled guess and ``current`` is the envelope
-fieldledger has used so far. Which shape a registration gets is a setting, so tests run the same
+fieldledger has used so far; ``unlisted`` is a layout none of those (a future variant), for the
+receiving side's fallback. Which shape a registration gets is a setting, so tests run the same
 change through every shape. ``date_shift_days`` moves the business dates in a payload (not in the
 API): a delivery whose dates lie, for tests that the receiving side reads the record instead.
 """
@@ -12,7 +13,7 @@ from __future__ import annotations
 import uuid
 from datetime import date, datetime, timedelta
 
-SHAPES = ("current", "v1", "v2")
+SHAPES = ("current", "v1", "v2", "unlisted")
 BUSINESS_DATES = ("invoiceDate", "dueDate", "date", "billDate", "paidOn")
 
 
@@ -79,6 +80,12 @@ def render(shape: str, *, event_type: str, record: dict, webhook_id: int, tenant
                 "webhookId": webhook_id, "occurredOn": event_stamp,
                 "entity": {"type": entity_name(entity), "id": record.get("id"), "action": action},
                 "data": record}
+        return event_id, body
+    if shape == "unlisted":
+        # no eventType, no __eventInfo, no data: what a receiver must keep without understanding
+        body = {"notificationId": event_id, "topic": event_type.replace(".", "/"), "tenant": tenant,
+                "sentAt": event_stamp, "resource": {"kind": entity_name(event_type.partition(".")[0]),
+                                                    "key": str(record.get("id"))}}
         return event_id, body
     if shape != "current":
         raise ValueError(f"unknown webhook shape {shape!r}; use one of {', '.join(SHAPES)}")
