@@ -1,9 +1,11 @@
 """Month-end reconciliation for the controller: for every day of a month and every business unit,
 ServiceTitan totals vs ERP totals and the difference, to the cent, written as a CSV and a chart.
 
-The per-day comparison is posting/reconcile.py's (the same one the reconciliation asset runs);
-this module only walks the month, names each coding key after the business units mapped to it,
-and renders. Amounts stay Decimal; the chart converts to float only to draw.
+The per-day comparison is posting/reconcile.py's (the same one the reconciliation asset runs,
+which reads ServiceTitan's API), with ServiceTitan's side summed from its records as extracted
+(never from fieldledger's mapping of them); this module only walks the month, names each coding
+key after the business units mapped to it, and renders. Amounts stay Decimal; the
+chart converts to float only to draw.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from pathlib import Path
 from mappings.canonical import Coding
 from mappings.connection import Connection
 from posting.adapter import ErpAdapter
-from posting.reconcile import ZERO, reconcile
+from posting.reconcile import ZERO, SourceRecords, reconcile
 from resources.store import SyncStore
 
 CSV_COLUMNS = ("connection", "day", "business_unit", "key", "document_type", "servicetitan", "erp", "difference")
@@ -105,12 +107,15 @@ def unit_names(conn: Connection, adapter: ErpAdapter) -> dict[str, str]:
 
 
 def reconcile_month(store: SyncStore, conn: Connection, month: str, adapter: ErpAdapter,
-                    on_day: Callable[[date], None] | None = None, today: date | None = None) -> MonthReconciliation:
+                    on_day: Callable[[date], None] | None = None, today: date | None = None,
+                    source: SourceRecords | None = None) -> MonthReconciliation:
+    """``source``: where ServiceTitan's records come from (posting.reconcile.from_servicetitan for
+    its API); by default its records exactly as they were extracted, never our mapping of them."""
     days = month_days(month, conn.start_date, today)
     names = unit_names(conn, adapter)
     report = MonthReconciliation(conn.name, month, days)
     for day in days:
-        for row in reconcile(store, conn.name, day, adapter):
+        for row in reconcile(store, conn, day, adapter, source):
             unit = names.get(row.key) or SPECIAL_KEYS.get(row.key) or row.key
             report.lines.append(ReconLine(day, unit, row.key, row.source_type, row.servicetitan, row.erp))
         if on_day:

@@ -9,7 +9,7 @@ posted to a default that merely looks plausible.
 from __future__ import annotations
 
 from datetime import date, datetime
-from decimal import Decimal, InvalidOperation
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 
 from mappings.canonical import CENT, APBill, Application, ARInvoice, CashReceipt, Coding, Line, Party
 from mappings.connection import BusinessUnitMapping, Connection
@@ -37,14 +37,28 @@ class ZeroAmountDocument(Exception):
 # --- small parsing helpers ---------------------------------------------------------------------
 
 
-def money(value, source_type: str, source_id, field: str) -> Decimal:
+def exact(value, source_type: str, source_id, field: str, default: str = "0") -> Decimal:
+    """A decimal exactly as ServiceTitan sent it (a unit price or cost may carry fractions of a cent)."""
     if value is None or value == "":
-        return ZERO
+        return Decimal(default)
     try:
-        return Decimal(str(value)).quantize(CENT)
+        parsed = Decimal(str(value))
     except InvalidOperation:
+        parsed = None
+    if parsed is None or not parsed.is_finite():
         raise MappingError(source_type, source_id, f"{field} is not a number ({value!r})",
                            "correct the amount in ServiceTitan") from None
+    return parsed
+
+
+def money(value, source_type: str, source_id, field: str) -> Decimal:
+    """An amount of money as ServiceTitan sent it, to the cent. One with fractions of a cent is
+    refused rather than rounded: rounding here would post an amount ServiceTitan never showed."""
+    amount = exact(value, source_type, source_id, field)
+    if amount != amount.quantize(CENT, rounding=ROUND_HALF_UP):
+        raise MappingError(source_type, source_id, f"{field} {value} has fractions of a cent",
+                           "correct the amount in ServiceTitan (amounts are whole cents), then replay")
+    return amount.quantize(CENT)
 
 
 def quantity(value) -> Decimal:
@@ -52,6 +66,12 @@ def quantity(value) -> Decimal:
         return Decimal(str(value if value not in (None, "") else "1"))
     except InvalidOperation:
         return Decimal("1")
+
+
+def line_amount(qty: Decimal, unit: Decimal) -> Decimal:
+    """Quantity x unit cost to the cent, halves rounded up (away from zero), as ServiceTitan
+    rounds a line; the document's own total is still the judge (see map_bill)."""
+    return (qty * unit).quantize(CENT, rounding=ROUND_HALF_UP)
 
 
 def business_date(value, source_type: str, source_id, field: str) -> date:
@@ -174,7 +194,7 @@ def map_invoice(record: dict, conn: Connection) -> ARInvoice:
         lines.append(Line(
             description=_text(item.get("description") or item.get("skuName") or item.get("displayName")) or "Item",
             quantity=quantity(item.get("quantity")),
-            unit_amount=money(item.get("price"), "invoice", source_id, "items.price"),
+            unit_amount=exact(item.get("price"), "invoice", source_id, "items.price"),
             amount=amount,
             coding=unit_coding(unit, revenue_account(conn, unit, item, source_id)),
         ))
@@ -262,41 +282,59 @@ def map_payment(record: dict, conn: Connection) -> CashReceipt:
 
 
 def map_bill(record: dict, conn: Connection) -> APBill:
+    """An inventory bill. ServiceTitan gives each item's quantity and unit cost but no line
+    amount (InventoryBillItemResponse has none), and the bill's own amounts: billAmount, taxAmount,
+    shippingAmount, otherAmount. Each line is quantity x cost rounded as ServiceTitan rounds it;
+    the items must then add up to billAmount (the items' amount; tax, shipping and other costs
+    are stated beside it and posted as lines of their own), else the bill is quarantined with
+    both figures: its amount is never changed to make it fit, and no line is dropped.
+    posting/reconcile.py reads a bill's total the same way."""
     source_id = str(record.get("id"))
     rules = conn.mapping.accounts
     vendor_id = _ref(record.get("vendor"))
     if vendor_id is None:
         raise MappingError("bill", source_id, "has no vendor", "set the purchase order's vendor in ServiceTitan")
     unit_id, unit = unit_mapping(conn, "bill", source_id, record.get("businessUnit"))
+    number_ = _text(record.get("referenceNumber")) or f"ST{source_id}"
     lines: list[Line] = []
     for item in sorted(record.get("items") or [], key=lambda i: (i.get("order") or 0, i.get("id") or 0)):
-        qty = quantity(item.get("quantity"))
-        cost = money(item.get("cost"), "bill", source_id, "items.cost")
-        amount = (qty * cost).quantize(CENT)
-        if amount == ZERO:
-            continue
+        qty = exact(item.get("quantity"), "bill", source_id, "items.quantity", default="1")
+        cost = exact(item.get("cost"), "bill", source_id, "items.cost")
+        amount = line_amount(qty, cost)
+        if qty * cost == 0:
+            continue  # nothing to post; a line that merely rounds to 0.00 is kept and compared below
         lines.append(Line(description=_text(item.get("description") or item.get("name") or item.get("skuCode"))
                           or "Item", quantity=qty, unit_amount=cost, amount=amount,
                           coding=unit_coding(unit, rules.inventory)))
-    tax = money(record.get("taxAmount"), "bill", source_id, "taxAmount")
-    shipping = money(record.get("shippingAmount"), "bill", source_id, "shippingAmount")
-    if tax != ZERO:
-        lines.append(Line(description="Purchase tax", quantity=Decimal("1"), unit_amount=tax, amount=tax,
-                          coding=unit_coding(unit, rules.inventory), kind="tax"))
-    if shipping != ZERO:
-        lines.append(Line(description="Freight", quantity=Decimal("1"), unit_amount=shipping, amount=shipping,
-                          coding=unit_coding(unit, rules.freight or rules.inventory), kind="freight"))
-    number = _text(record.get("referenceNumber")) or f"ST{source_id}"
-    if not lines:
-        raise ZeroAmountDocument(f"bill {number} totals 0.00")
+    items_total = sum((line.amount for line in lines), ZERO)
+    extras = [("tax", "Purchase tax", money(record.get("taxAmount"), "bill", source_id, "taxAmount"), rules.inventory),
+              ("freight", "Freight", money(record.get("shippingAmount"), "bill", source_id, "shippingAmount"),
+               rules.freight or rules.inventory),
+              ("other", "Other costs", money(record.get("otherAmount"), "bill", source_id, "otherAmount"),
+               rules.freight or rules.inventory)]
+    for kind, description, amount, account in extras:
+        if amount != ZERO:
+            lines.append(Line(description=description, quantity=Decimal("1"), unit_amount=amount, amount=amount,
+                              coding=unit_coding(unit, account), kind=kind))
     total = sum((line.amount for line in lines), ZERO)
+    if record.get("billAmount") not in (None, ""):
+        stated = money(record.get("billAmount"), "bill", source_id, "billAmount")
+        if stated != items_total:
+            raise MappingError(
+                "bill", source_id,
+                f"bill {number_}: ServiceTitan's billAmount is {stated}, its items (quantity x cost, to the cent) "
+                f"add up to {items_total}",
+                "correct the received quantities or costs in ServiceTitan so they match the bill, or post this "
+                "bill in the ERP by hand and `fieldledger errors resolve` it; then replay")
+    if not lines:
+        raise ZeroAmountDocument(f"bill {number_} totals 0.00")
     return APBill(
         source_id=source_id,
-        number=number,
+        number=number_,
         vendor_id=str(vendor_id),
         date=business_date(record.get("billDate") or record.get("createdOn"), "bill", source_id, "billDate"),
         due_date=business_date(record["dueDate"], "bill", source_id, "dueDate") if record.get("dueDate") else None,
-        description=_text(f"PO bill {number}" + (f" / {record['vendorNumber']}" if record.get("vendorNumber") else "")),
+        description=_text(f"PO bill {number_}" + (f" / {record['vendorNumber']}" if record.get("vendorNumber") else "")),
         business_unit_id=unit_id,
         header=unit_coding(unit, rules.ap),
         lines=tuple(lines),

@@ -21,6 +21,7 @@ from urllib.parse import quote
 from mappings.canonical import CENT, APBill, ARInvoice, CashReceipt, Coding, Line, Party
 from mappings.connection import Connection
 from posting.adapter import Document, ErpChange, Existing, ReferenceData, References
+from posting.parties import Candidate, Matches, external_id, parse_external_id
 from posting.text_limits import clip
 from resources.acumatica import RELEASE_ACTIONS, SYSTEM, AcumaticaClient, odata_string
 from resources.http import AuthError, ConflictError, NotFoundError, RemoteError
@@ -326,38 +327,60 @@ class AcumaticaAdapter:
 
     # --- parties -------------------------------------------------------------------------
     def find_parties(self, parties: list[Party]) -> dict[str, str]:
-        found: dict[str, str] = {}
+        """source_id -> ERP key: under our own key for the party, or the only party with its name
+        (the protocol also checks the id map before taking a name: posting/parties.py)."""
+        found = {}
+        for source_id, matches in self.party_matches(parties).items():
+            if matches.own or len(matches.named) == 1:
+                found[source_id] = matches.own or matches.named[0].key
+        return found
+
+    def party_matches(self, parties: list[Party]) -> dict[str, Matches]:
+        """Per party: the customer / vendor that is its own (under its derived id, or a namesake
+        whose AccountRef carries its external id), and those with its exact name (when it is
+        matched by name), each with the ServiceTitan party its AccountRef names, if any."""
+        found: dict[str, Matches] = {}
         for source_type in PARTIES:
             group = [p for p in parties if p.source_type == source_type]
             if group:
-                found.update(self._find_party_group(source_type, group))
+                found.update(self._party_group(source_type, group))
         return found
 
-    def _find_party_group(self, source_type: str, parties: list[Party]) -> dict[str, str]:
+    def _party_group(self, source_type: str, parties: list[Party]) -> dict[str, Matches]:
         entity, key_field, name_field = PARTIES[source_type]
         conditions = list(dict.fromkeys(
             [f"{key_field} eq {odata_string(p.erp_id)}" for p in parties if p.erp_id]
             + [f"{name_field} eq {odata_string(clip(p.name, LIMITS['name']))}" for p in parties if p.match_by_name]))
         rows: list[dict] = []
         for flt in or_filters(conditions, self.lookup_chunk):
-            rows += self.client.list(entity, filter=flt, select=f"{key_field},{name_field}")
+            rows += self.client.list(entity, filter=flt, select=f"{key_field},{name_field},AccountRef")
         by_key = {str(r[key_field]).casefold(): r[key_field] for r in rows}
-        by_name: dict[str, list[str]] = defaultdict(list)
+        by_ref = {str(r["AccountRef"]): r[key_field] for r in rows if r.get("AccountRef")}
+        by_name: dict[str, dict[str, Candidate]] = defaultdict(dict)
         for r in rows:
-            if r[key_field] not in by_name[r[name_field]]:
-                by_name[r[name_field]].append(r[key_field])
+            by_name[r[name_field]].setdefault(str(r[key_field]).casefold(), Candidate(
+                key=r[key_field], name=r[name_field], detail=f"AccountRef {r['AccountRef']}" if r.get("AccountRef")
+                else "", owner=parse_external_id(r.get("AccountRef"), source_type)))
         found = {}
         for party in parties:
+            own = by_ref.get(external_id(party))  # a namesake a person marked as this party's
             if party.erp_id and party.erp_id.casefold() in by_key:
-                found[party.source_id] = by_key[party.erp_id.casefold()]
-            elif party.match_by_name and len(by_name.get(clip(party.name, LIMITS["name"]), [])) == 1:
-                found[party.source_id] = by_name[clip(party.name, LIMITS["name"])][0]
+                own = by_key[party.erp_id.casefold()]
+            named = list(by_name.get(clip(party.name, LIMITS["name"]), {}).values()) if party.match_by_name else []
+            if own or named:
+                found[party.source_id] = Matches(own=own, named=named)
         return found
 
     def create_party(self, party: Party) -> str:
         entity, key_field, _ = PARTIES[party.source_type]
         # A derived key is ours: an upsert stays idempotent if another run created it meanwhile.
-        return self.client.put(entity, render_party(party))[key_field]
+        return self.client.put(entity, {**render_party(party), "AccountRef": external_id(party)})[key_field]
+
+    def rename_party(self, party: Party, key: str) -> str:
+        """A linked party renamed in ServiceTitan: the same customer / vendor, its name and
+        contact brought up to date (never a second one)."""
+        entity, key_field, _ = PARTIES[party.source_type]
+        return self.client.put(entity, {**render_party(party), key_field: key}, update_only=True)[key_field]
 
     # --- documents -----------------------------------------------------------------------
     def _lookup(self, kind: DocumentKind, docs: list[Document]) -> dict[str, list[dict]]:

@@ -86,7 +86,14 @@ class ErpAdapter(Protocol):
         """source_id -> ERP key for parties that already exist (by derived id, or by exact name
         when the party is matched by name)."""
 
+    def party_matches(self, parties: list[Party]) -> dict:
+        """source_id -> posting.parties.Matches: the ERP party under our own key for it, and the
+        ERP parties carrying its exact name (for parties matched by name). The protocol decides
+        with the id map which one, if any, it is (posting/parties.py)."""
+
     def create_party(self, party: Party) -> str: ...
+
+    # optional: rename_party(party, key) -> key, for a linked party renamed in ServiceTitan
 
     def find_documents(self, docs: list[Document]) -> dict[str, Existing]:
         """source_id -> the ERP document carrying that document's external reference."""

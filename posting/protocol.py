@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 
 from mappings.canonical import Party, document_from_json
 from posting.adapter import ErpAdapter, Existing
+from posting.parties import renamed, resolve_parties
 from posting.text_limits import clipped_fields, reference_problem
 from resources.http import (
     AnswerLost,
@@ -185,8 +186,8 @@ class Poster:
 
     def _post_parties(self, records: list[Record], summary: PostingSummary) -> None:
         parties = {r.id: document_from_json(r.source_type, r.payload["document"]) for r in records}
-        try:
-            found = self.adapter.find_parties(list(parties.values()))
+        try:  # the id map first, then the ERP; a name only when it is nobody else's (posting/parties.py)
+            decided = resolve_parties(self.store, self.connection, self.adapter, list(parties.values()))
         except AuthError:
             raise
         except RemoteError as exc:
@@ -195,23 +196,44 @@ class Poster:
             return
         def post_party(record: Record) -> None:
             party: Party = parties[record.id]
+            decision = decided[party.source_id]
             try:
-                if party.source_id in found:
-                    self._done(record, found[party.source_id], "found_existing", summary)
+                if decision.action == "ambiguous":
+                    if self._record(record, summary, "quarantined", step="failed", outcome="ambiguous_party",
+                                    error_class="mapping", error_message=decision.message, count_attempt=False):
+                        summary.count("quarantined")
+                        summary.add_failure(record, "mapping", decision.message)
+                        self.on_progress(1)
+                elif decision.action == "linked":
+                    self._keep_linked(record, party, decision.key, summary)
+                elif decision.action == "found":
+                    self._done(record, decision.key, "found_existing", summary)
                 elif self._hold(record, summary):
                     try:
                         self._done(record, self.adapter.create_party(party), "created", summary, party)
                     except AnswerLost:  # ask before anything else; never create it again blindly
-                        again = self.adapter.find_parties([party]).get(party.source_id)
-                        if again is None:
+                        again = resolve_parties(self.store, self.connection, self.adapter, [party])[party.source_id]
+                        if again.action not in ("found", "linked"):
                             raise
-                        self._done(record, again, "found_existing", summary)
+                        self._done(record, again.key, "found_existing", summary)
             except AuthError:
                 raise
             except RemoteError as exc:
                 self._fail(record, exc, summary)
 
         self._each(records, post_party)
+
+    def _keep_linked(self, record: Record, party: Party, key: str, summary: PostingSummary) -> None:
+        """A party the id map already links keeps its ERP key; renamed in ServiceTitan, the ERP
+        party is renamed where the adapter can (never a second party)."""
+        how = "kept_linked"
+        rename = getattr(self.adapter, "rename_party", None)
+        if rename is not None and renamed(self.store, self.connection, party):
+            if not self._hold(record, summary):
+                return
+            rename(party, key)
+            how = "renamed"
+        self._done(record, key, how, summary, party)
 
     # --- documents -------------------------------------------------------------------------
 

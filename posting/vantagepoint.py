@@ -25,8 +25,9 @@ from decimal import Decimal
 from mappings.canonical import CENT, APBill, ARInvoice, CashReceipt, Coding, Line, Party
 from mappings.connection import Connection
 from posting.adapter import Document, ErpChange, Existing, ReferenceData, References
+from posting.parties import Candidate, Matches
 from posting.text_limits import clip
-from resources.http import ConflictError, RemoteError, ValidationError
+from resources.http import ConflictError, NotFoundError, RemoteError, ValidationError
 from resources.vantagepoint import (
     SYSTEM,
     Firm,
@@ -340,9 +341,18 @@ class VantagepointAdapter:
 
     # --- parties -------------------------------------------------------------------------
     def find_parties(self, parties: list[Party]) -> dict[str, str]:
-        """Vendors by their derived vendor code, then anyone matched by name by exact name with the
-        right role (lowest ClientID first when names repeat, as upsert_firm and Deltek's own
-        integrations choose). Client firm numbers are autonumbered, so customers have no derived key."""
+        """source_id -> ERP key: a vendor under its derived vendor code, or the only firm with the
+        party's name and role (the protocol also checks the id map first: posting/parties.py)."""
+        found = {}
+        for source_id, matches in self.party_matches(parties).items():
+            if matches.own or len(matches.named) == 1:
+                found[source_id] = matches.own or matches.named[0].key
+        return found
+
+    def party_matches(self, parties: list[Party]) -> dict[str, Matches]:
+        """Per party: the vendor under its derived vendor code, and the firms with its exact name
+        and role (when it is matched by name). Client firm numbers are autonumbered, so customers
+        have no derived key and no field for our external id."""
         codes = [code for p in parties if (code := self.vendor_code(p))]
         by_code = {f.Vendor.upper(): f for f in self.client.find_firms_where("Vendor", codes) if f.is_vendor}
         names = [clip(p.name, LIMITS["name"]) for p in parties if p.match_by_name]
@@ -352,12 +362,14 @@ class VantagepointAdapter:
         found = {}
         for party in parties:
             firm = by_code.get(self.vendor_code(party) or "")
-            if firm is None and party.match_by_name:
+            own = self.party_key(party, firm) if firm is not None else None
+            named = []
+            if party.match_by_name:
                 role = "is_vendor" if party.source_type == "vendor" else "is_client"
-                named = by_name.get(clip(party.name, LIMITS["name"]).strip(), [])
-                firm = next((f for f in named if getattr(f, role)), None)
-            if firm is not None:
-                found[party.source_id] = self.party_key(party, firm)
+                named = [Candidate(key=self.party_key(party, f), name=f.Name.strip(), detail=f"firm {f.Client}")
+                         for f in by_name.get(clip(party.name, LIMITS["name"]).strip(), []) if getattr(f, role)]
+            if own or named:
+                found[party.source_id] = Matches(own=own, named=named)
         return found
 
     @staticmethod
@@ -366,12 +378,23 @@ class VantagepointAdapter:
         return firm.Vendor if party.source_type == "vendor" else firm.ClientID
 
     def create_party(self, party: Party) -> str:
+        """A firm of the party's own: a namesake is never reused here (the protocol decided that
+        none is this party, posting/parties.py)."""
         vendor = party.source_type == "vendor"
         code = self.vendor_code(party)
-        # upsert_firm looks for the exact name first, so a create whose answer was lost is not repeated.
-        result = self.client.upsert_firm(clip(party.name, LIMITS["name"]), client=not vendor, vendor=vendor,
-                                         fields=firm_fields(party), create_fields={"Vendor": code} if code else None)
-        return self.party_key(party, result.firm)
+        firm = self.client.create_firm(clip(party.name, LIMITS["name"]), client=not vendor, vendor=vendor,
+                                       fields=firm_fields(party), create_fields={"Vendor": code} if code else None)
+        return self.party_key(party, firm)
+
+    def rename_party(self, party: Party, key: str) -> str:
+        """A linked party renamed in ServiceTitan: the same firm, its name and address brought up
+        to date (never a second firm)."""
+        firm = self.client.find_vendor(key) if party.source_type == "vendor" else self.client.get_firm(key)
+        if firm is None:
+            raise NotFoundError(f"{party.source_type} {party.source_id}: firm {key} linked to it is no longer in "
+                                "Vantagepoint; restore it, or unlink it, then replay", system=SYSTEM)
+        self.client.update_firm(firm.ClientID, {"Name": clip(party.name, LIMITS["name"]), **firm_fields(party)})
+        return key
 
     # --- documents -----------------------------------------------------------------------
     def batch(self, doc: Document) -> str:

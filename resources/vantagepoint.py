@@ -793,6 +793,35 @@ class VantagepointClient:
                     return FirmUpsert(firm=found[0], action="created")
         raise AssertionError("unreachable")
 
+    def create_firm(self, name: str, *, client: bool = False, vendor: bool = False, category: str = "SUP",
+                    fields: dict[str, Any] | None = None, create_fields: dict[str, Any] | None = None) -> Firm:
+        """A new firm even when others carry the same name (namesakes are other people: never
+        reused by name). Sent once per attempt; after a lost answer the one firm with this name
+        that was not there before is the one created, and only when there is none is it sent again."""
+        if not (client or vendor):
+            raise ValueError("a firm must be a client, a vendor or both")
+        before = {f.ClientID for f in self.find_firms_by_name(name)}
+        body = {"Name": name, "Status": "A", "ClientInd": "Y" if client else "N", "VendorInd": "Y" if vendor else "N",
+                **({"Category": category} if vendor else {}), **(fields or {}), **(create_fields or {})}
+        for attempt in range(1, self._retry.max_attempts + 1):
+            try:
+                rows = self._rows(self._call("POST", "firm", f"the creation of firm {name!r}", once=True, json=body))
+                created = Firm.model_validate(rows[0])
+                return (self.get_firm(created.ClientID) or created) if vendor and not created.Vendor else created
+            except TransientError:
+                new = [f for f in self.find_firms_by_name(name) if f.ClientID not in before]
+                if len(new) == 1:  # the lost answer had created it
+                    return new[0]
+                if new or attempt == self._retry.max_attempts:
+                    raise
+                self._sleep(min(self._retry.max_delay, self._retry.base_delay * 2 ** attempt))
+        raise AssertionError("unreachable")
+
+    def update_firm(self, client_id: str, fields: dict[str, Any]) -> Firm:
+        """Change a firm's fields (e.g. its Name after a rename in ServiceTitan)."""
+        rows = self._rows(self._call("PUT", f"firm/{client_id}", f"the update of firm {client_id}", json=fields))
+        return Firm.model_validate(rows[0]) if rows else self.get_firm(client_id)
+
     def list_projects(self, modified_since: datetime | None = None, modified_before: datetime | None = None,
                       level: Literal["wbs1", "wbs2", "wbs3"] = "wbs1") -> list[Project]:
         rows = self._modified("project", "the project list", modified_since, modified_before, {"wbstype": level})

@@ -1,12 +1,13 @@
-"""Reconciliation asset: for each connection and day, ServiceTitan totals vs ERP totals per
-business unit and document type; its check fails on any difference of a cent or more."""
+"""Reconciliation asset: for each connection and day, ServiceTitan totals (read from ServiceTitan's
+API, not from fieldledger's mapping) vs ERP totals (read from the ERP) per business unit and
+document type; its check fails on any difference of a cent or more."""
 
 
 import dagster as dg
 
 from pipelines.partitions import connection_day, split
 from pipelines.resources import FieldledgerResource
-from posting.reconcile import ZERO, reconcile
+from posting.reconcile import ZERO, from_servicetitan, reconcile
 
 RECON_SCHEMA = dg.TableSchema(columns=[
     dg.TableColumn("type", "string"), dg.TableColumn("key", "string"), dg.TableColumn("servicetitan", "string"),
@@ -16,16 +17,17 @@ RECON_SCHEMA = dg.TableSchema(columns=[
 
 @dg.asset(
     partitions_def=connection_day, group_name="reconciliation", kinds={"python"}, deps=["erp_postings"],
-    pool="erp_api", code_version="1",
-    description="ServiceTitan totals vs ERP totals for the day, per business unit, to the cent.",
+    pool="erp_api", code_version="2",
+    description="ServiceTitan totals (from ServiceTitan) vs ERP totals (from the ERP) for the day, per "
+                "business unit, to the cent.",
     check_specs=[dg.AssetCheckSpec("reconciled", asset="reconciliation",
                                    description="Every difference between ServiceTitan and the ERP is 0.00.")],
 )
 def reconciliation(context: dg.AssetExecutionContext, fieldledger: FieldledgerResource):
     connection, day = split(context)
     conn = fieldledger.connection(connection)
-    with fieldledger.erp(conn) as adapter:
-        rows = reconcile(fieldledger.store, connection, day, adapter)
+    with fieldledger.servicetitan(conn) as client, fieldledger.erp(conn) as adapter:
+        rows = reconcile(fieldledger.store, conn, day, adapter, from_servicetitan(client))
     off = [r for r in rows if r.difference != ZERO]
     table = dg.MetadataValue.table(
         records=[dg.TableRecord({"type": r.source_type, "key": r.key, "servicetitan": str(r.servicetitan),

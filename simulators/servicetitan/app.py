@@ -54,13 +54,19 @@ def _patched(target, fields: dict, what: str):
 def patch_row(row, body: dict) -> None:
     """Test control for bad input: ``{"set": {field: value}}`` edits a row's plain fields (names,
     numbers, cents); ``{"items": [{field: value}, ...]}`` keeps an invoice's first len(items)
-    items, each edited (``[]`` leaves it with none). Totals are not recomputed: set them too."""
+    items, each edited (``[]`` leaves it with none); ``{"lines": [...]}`` does the same for a bill's
+    or PO's lines (qty in hundredths, cost in cents). Totals are not recomputed: set them too
+    (a bill's billAmount is computed from its lines)."""
     _patched(row, body.get("set") or {}, "record")
-    if "items" in body:
-        if not hasattr(row, "items") or not isinstance(body["items"], list) or len(body["items"]) > len(row.items):
-            raise ValueError("items: a list no longer than the record's items")
-        kept = row.items[:len(body["items"])]
-        row.items = [_patched(replace(item), patch, "item") for item, patch in zip(kept, body["items"], strict=True)]
+    for collection in ("items", "lines"):
+        if collection not in body:
+            continue
+        current = getattr(row, collection, None)
+        if current is None or not isinstance(body[collection], list) or len(body[collection]) > len(current):
+            raise ValueError(f"{collection}: a list no longer than the record's {collection}")
+        kept = current[:len(body[collection])]
+        setattr(row, collection, [_patched(replace(entry), patch, collection[:-1])
+                                  for entry, patch in zip(kept, body[collection], strict=True)])
 
 
 class RequestLimiter:

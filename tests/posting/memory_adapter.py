@@ -39,6 +39,17 @@ class MemoryErp:
                 found[p.source_id] = by_name[p.name]
         return found
 
+    def party_matches(self, parties):
+        from posting.parties import Candidate, Matches
+
+        self.calls.append("find_parties")
+        found = {}
+        for p in parties:
+            named = [Candidate(k, q["name"]) for k, q in self.parties.items() if p.match_by_name and q["name"] == p.name]
+            if p.erp_id in self.parties or named:
+                found[p.source_id] = Matches(own=p.erp_id if p.erp_id in self.parties else None, named=named)
+        return found
+
     def create_party(self, party):
         self.calls.append("create_party")
         self._maybe_fail()
