@@ -339,15 +339,19 @@ class SyncStore:
         return [Record.from_row(r) for r in rows]
 
     def unlinked_records_named(self, connection: str, source_type: str, name: str) -> list[Record]:
-        """The latest live version of each record of ``source_type`` whose mapped document is named
-        exactly ``name``, that has no id-map entry and is not claimed by a worker right now."""
+        """Each record of ``source_type`` whose latest live version is named exactly ``name`` (an
+        older name does not count: a party renamed since is someone else's namesake no more), that
+        has no id-map entry and whose document nobody has claimed right now."""
         with self.transaction() as conn:
             rows = conn.execute(
-                "SELECT DISTINCT ON (r.source_id) r.* FROM records r WHERE r.connection = %s "
-                "AND r.source_type = %s AND r.status <> 'superseded' AND r.payload -> 'document' ->> 'name' = %s "
-                "AND (r.claimed_until IS NULL OR r.claimed_until < now()) AND NOT EXISTS (SELECT 1 FROM id_map m "
+                "SELECT * FROM (SELECT DISTINCT ON (r.source_id) r.* FROM records r WHERE r.connection = %s "
+                "AND r.source_type = %s AND r.status <> 'superseded' ORDER BY r.source_id, r.id DESC) r "
+                "WHERE r.payload -> 'document' ->> 'name' = %s "
+                "AND NOT EXISTS (SELECT 1 FROM document_claims d WHERE d.connection = r.connection AND "
+                "d.source_type = r.source_type AND d.source_id = r.source_id AND d.claimed_until > now()) "
+                "AND NOT EXISTS (SELECT 1 FROM id_map m "
                 "WHERE m.connection = r.connection AND m.entity = r.source_type AND m.source_id = r.source_id) "
-                "ORDER BY r.source_id, r.id DESC",
+                "ORDER BY r.source_id",
                 (connection, source_type, name),
             ).fetchall()
         return [Record.from_row(r) for r in rows]

@@ -178,3 +178,53 @@ def test_connection_file_errors_name_file_field_and_fix(tmp_path):
         load_connection_file(bad)
     with pytest.raises(ConnectionFileError, match="fieldledger init --demo"):
         load_connection_file(tmp_path / "missing.yaml")
+
+
+# --- issue 22, break 5: money as ServiceTitan states it -------------------------------------------
+
+def half_cent_bill(**over):
+    """2.50 x 1.01 = 2.525 and 0.50 x 0.01 = 0.005: ServiceTitan rounds each up (billAmount 2.54)."""
+    record = {"id": 3002, "referenceNumber": "B-3002", "billDate": "2026-11-02T00:00:00Z", "billAmount": "2.54",
+              "taxAmount": "0.00", "shippingAmount": "15.00", "otherAmount": "0.00",
+              "vendor": {"id": 5101}, "businessUnit": {"id": 1101},
+              "items": [{"id": 1, "order": 1, "name": "Fitting", "quantity": "2.50", "cost": "1.01"},
+                        {"id": 2, "order": 2, "name": "Washer", "quantity": "0.50", "cost": "0.01"}]}
+    record.update(over)
+    return record
+
+
+def test_bill_lines_are_rounded_as_servicetitan_rounds_and_none_is_dropped(cascade):
+    doc = map_bill(half_cent_bill(), cascade)
+    assert [(line.kind, line.amount) for line in doc.lines] == [
+        ("item", Decimal("2.53")), ("item", Decimal("0.01")), ("freight", Decimal("15.00"))]
+    assert doc.total == Decimal("17.54")
+    assert doc.lines[0].unit_amount == Decimal("1.01") and doc.lines[0].quantity == Decimal("2.50")
+
+
+def test_bill_whose_items_do_not_add_up_to_its_amount_is_quarantined_with_both_figures(cascade):
+    with pytest.raises(MappingError) as err:
+        map_bill(half_cent_bill(billAmount="5.67"), cascade)
+    assert err.value.error_class == "mapping"
+    assert "billAmount is 5.67, its items (quantity x cost, to the cent) add up to 2.54" in str(err.value)
+    assert "fieldledger errors resolve" in err.value.fix
+
+
+def test_bill_other_costs_are_posted_not_dropped(cascade):
+    doc = map_bill(half_cent_bill(otherAmount="3.10"), cascade)
+    assert [(line.kind, line.amount, line.coding.account) for line in doc.lines][-1] == ("other", Decimal("3.10"),
+                                                                                          "60000")
+    assert doc.total == Decimal("20.64")
+
+
+def test_amounts_with_fractions_of_a_cent_are_refused_not_rounded(cascade):
+    with pytest.raises(MappingError, match=r"total 324.605 has fractions of a cent"):
+        map_invoice(invoice(total="324.605"), cascade)
+    with pytest.raises(MappingError, match="shippingAmount 15.005 has fractions of a cent"):
+        map_bill(half_cent_bill(shippingAmount="15.005"), cascade)
+    with pytest.raises(MappingError, match=r"items.quantity is not a number \('two'\)"):
+        map_bill(half_cent_bill(items=[{"id": 1, "name": "x", "quantity": "two", "cost": "1.00"}]), cascade)
+    # a unit price may carry fractions of a cent: it is kept as sent, the line amount is ServiceTitan's
+    doc = map_invoice(invoice(items=[{"id": 1, "order": 1, "type": "Service", "skuName": "Bolts", "quantity": "3",
+                                      "price": "0.333", "total": "1.00", "generalLedgerAccount": gl("40200")}],
+                              subTotal="1.00", salesTax="0.00", total="1.00"), cascade)
+    assert doc.lines[0].unit_amount == Decimal("0.333") and doc.lines[0].amount == Decimal("1.00")
