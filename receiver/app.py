@@ -144,7 +144,7 @@ class WebhookReceiver:
                 known = isinstance(self.lookup.peek_settings(connection), WebhookSettings) if self.lookup else False
                 raise Refusal(503, "busy", f"The receiver is handling {self.max_in_flight} deliveries already; "
                               "nothing was read or stored. Redeliver after Retry-After.",
-                              retry_after=BUSY_RETRY_AFTER_SECONDS, known=known)
+                              retry_after=BUSY_RETRY_AFTER_SECONDS, known=known, close=True)
             event_id, stored = await self._accept(request, connection)
         except Refusal as refusal:
             label = connection if refusal.known else UNKNOWN_CONNECTION
@@ -168,7 +168,7 @@ class WebhookReceiver:
         if held >= self.max_in_flight_per_connection:
             raise Refusal(503, "busy", f"Connection {connection!r} has {held} deliveries in flight already; "
                           "nothing was read or stored. Redeliver after Retry-After.",
-                          retry_after=BUSY_RETRY_AFTER_SECONDS)
+                          retry_after=BUSY_RETRY_AFTER_SECONDS, close=True)
         self.in_flight_by_connection[connection] = held + 1
         try:
             return await self._accept_known(request, connection, settings)

@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 import dagster as dg
 
 from pipelines.jobs import sync_job
+from pipelines.partitions import CONNECTION_NAMES
 from pipelines.resources import FieldledgerResource
 from pipelines.servicetitan.hints import inbox_hint, run_requests
 
@@ -22,14 +23,26 @@ def webhook_inbox_sensor(context: dg.SensorEvaluationContext, fieldledger: Field
     events = store.pending_inbox_events(after_id=after, limit=500)
     if not events:
         return dg.SkipReason("no new webhook events")
-    requests, plan = run_requests(fieldledger, [inbox_hint(e) for e in events], datetime.now(UTC).date(),
-                                  context.instance)
+    hints = [inbox_hint(e) for e in events]
+    # an event of a connection the code location has no partitions for would make an invalid run
+    # request and fail the whole tick: it fails alone, kept with the reason
+    for why, ids in _by_reason([(h.inbox_id, no_partition(h.connection)) for h in hints
+                                if h.connection not in CONNECTION_NAMES]).items():
+        store.mark_inbox(ids, "failed", why)
+    requests, plan = run_requests(fieldledger, [h for h in hints if h.connection in CONNECTION_NAMES],
+                                  datetime.now(UTC).date(), context.instance)
     for why, ids in _by_reason(plan.ignored).items():
         store.mark_inbox(ids, "ignored", why)
     for why, ids in _by_reason(plan.caught_up).items():
         store.mark_inbox(ids, "processed", why)
     store.mark_inbox(plan.handled, "processed", "run requested")
     return dg.SensorResult(run_requests=requests, cursor=str(max(e.id for e in events)))
+
+
+def no_partition(connection: str) -> str:
+    return (f"connection {connection!r} has no partitions in the running Dagster code location (its connection "
+            "file was added after the code location loaded, or is missing): reload the code location (Dagster UI, "
+            f"Deployment, Reload), then sync the days it missed with `fieldledger sync --connection {connection}`")
 
 
 def _by_reason(marks: list[tuple[int, str]]) -> dict[str, list[int]]:

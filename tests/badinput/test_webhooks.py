@@ -16,8 +16,9 @@ sender sees, that no secret or signature is echoed, and that nothing was stored:
 - wrong content type -> 415; paused connection or no secret yet -> 503 with Retry-After;
 - a burst beyond the in-flight limit -> 503 ``busy`` with Retry-After: tests/badinput/test_receiver_burst.py.
 
-Added here: an event type fieldledger does not sync, and an event whose record was deleted in
-ServiceTitan before the run read it.
+Added here: an event type fieldledger does not sync, an event whose record was deleted in
+ServiceTitan before the run read it, and an event for a connection the running code location has
+no partitions for (issue 22, break 8).
 """
 
 from __future__ import annotations
@@ -32,10 +33,12 @@ import pytest
 
 from fieldledger.instance import get_instance
 from pipelines.definitions import defs
+from pipelines.partitions import CONNECTION_NAMES
 from pipelines.resources import FieldledgerResource
 from pipelines.servicetitan import extract
 from pipelines.servicetitan.sensors import webhook_inbox_sensor
 from receiver.server import ThreadedReceiver
+from resources.vault import Vault
 from tests.badinput.scenario import StControl, busy_day, st_client
 from tests.badinput.test_records_acumatica import AcumaticaView
 from tests.receiver.webhook_deliveries import encode, signed_headers
@@ -51,11 +54,11 @@ def receiver(stack):
     served.stop()
 
 
-def deliver(stack, receiver, event: dict) -> httpx.Response:
+def deliver(stack, receiver, event: dict, connection: str = CONNECTION, secret: str | None = None) -> httpx.Response:
     """Sign and post an event the way ServiceTitan does for this connection."""
-    secret = stack.info["servicetitan"]["tenants"][CONNECTION]["webhook_secret"]
+    secret = secret or stack.info["servicetitan"]["tenants"][CONNECTION]["webhook_secret"]
     body = encode(event)
-    return httpx.post(f"{receiver.base_url}/webhooks/servicetitan/{CONNECTION}", content=body,
+    return httpx.post(f"{receiver.base_url}/webhooks/servicetitan/{connection}", content=body,
                       headers=signed_headers(secret, body), timeout=15)
 
 
@@ -73,10 +76,10 @@ def run_sensor() -> list:
     return requests
 
 
-def inbox_row(store, event_id: str) -> dict:
+def inbox_row(store, event_id: str, connection: str = CONNECTION) -> dict:
     with store.transaction() as conn:
         return conn.execute("SELECT * FROM inbox WHERE connection = %s AND event_id = %s",
-                            (CONNECTION, event_id)).fetchone()
+                            (connection, event_id)).fetchone()
 
 
 def test_unknown_event_type_is_acknowledged_then_ignored_with_the_reason(stack, receiver):
@@ -125,3 +128,48 @@ def test_event_for_a_record_deleted_before_the_run_posts_nothing_and_does_not_re
     assert erp.invoice(victim["referenceNumber"]) is None
     assert erp.invoices([other["referenceNumber"]]) == {other["referenceNumber"]: 1}
     assert stack.store.records(CONNECTION, statuses=["failed"]) == []  # nothing left to retry
+
+
+def test_event_for_a_connection_without_a_partition_fails_alone_and_the_batch_gets_its_runs(stack, receiver):
+    """Input: a connection added after the code location loaded (its file, a copy of cascade-hvac's
+    for the same tenant, and its secrets exist; its partitions do not), and in one sensor
+    batch: an invoice event for it, an invoice event for cascade-hvac, and an unrecognised body for
+    it. Expected: the newcomer's events are ``failed`` with "has no partitions ... reload the code
+    location"; cascade-hvac's event gets its run (executed here as the daemon would) and is
+    ``processed``; every requested partition key exists. Before: the newcomer's invoice became a
+    run request for a partition that does not exist, which fails the daemon's tick (executing it
+    raises), after the whole batch had been marked processed, so cascade-hvac's event never got
+    its run."""
+    newcomer = "alpine-newcomer"
+    assert newcomer not in CONNECTION_NAMES
+    folder = stack.home / "connections"
+    text = (folder / f"{CONNECTION}.yaml").read_text().replace(f"name: {CONNECTION}", f"name: {newcomer}")
+    (folder / f"{newcomer}.yaml").write_text(text)
+    secret = stack.info["servicetitan"]["tenants"][CONNECTION]["webhook_secret"]
+    vault = Vault(stack.store)
+    for name in ("st_client_id", "st_client_secret", "st_app_key", "st_webhook_secret"):
+        vault.set(newcomer, name, vault.get(CONNECTION, name))  # a fully set-up connection
+    try:
+        day = busy_day(stack.info, CONNECTION)
+        with st_client(stack.info, CONNECTION) as client:
+            invoice = next(i for i in extract.day_records(client, "invoice", day) if Decimal(i["total"]) > 0)
+        events = {name: {"eventId": str(uuid.uuid4()), "eventType": "invoice.created", "tenantId": 1000001,
+                         "createdOn": f"{day}T15:00:00Z", "data": {"id": invoice["id"]}}
+                  for name in (newcomer, CONNECTION)}
+        for name, event in events.items():
+            assert deliver(stack, receiver, event, name, secret).status_code == 200
+        unrecognised = {"something": "else"}
+        assert deliver(stack, receiver, unrecognised, newcomer, secret).json()["status"] == "stored"
+
+        requests = run_sensor()  # raises on a partition that does not exist
+        assert [str(r.partition_key) for r in requests] == [f"{CONNECTION}|{day}"]
+        assert (inbox_row(stack.store, events[CONNECTION]["eventId"])["state"]) == "processed"
+        with stack.store.transaction() as conn:
+            rows = conn.execute("SELECT state, detail FROM inbox WHERE connection = %s", (newcomer,)).fetchall()
+        assert len(rows) == 2
+        for row in rows:
+            assert row["state"] == "failed"
+            assert f"connection '{newcomer}' has no partitions" in row["detail"]
+            assert "reload the code location" in row["detail"]
+    finally:
+        (folder / f"{newcomer}.yaml").unlink()

@@ -11,7 +11,7 @@ import time
 import httpx
 
 from receiver.server import ThreadedReceiver
-from receiver.signature import sign
+from receiver.signature import new_token, sign
 from tests.receiver.webhook_deliveries import CONNECTION, encode, inbox_rows, make_event, signed_headers
 
 
@@ -117,16 +117,14 @@ def test_only_a_body_that_is_not_json_is_refused_400(client, store, secret):
 
 def test_authentic_bodies_in_no_known_shape_are_kept_as_unrecognised(client, store, secret):
     """Input: signed JSON bodies no envelope parser knows (a list, no eventType, no data, an empty
-    eventType, 100,000 levels deep). Expected: each 200 ``stored`` under its body hash (ServiceTitan
-    would otherwise retry and give up), kept with event type ``unrecognised`` and the reason; the
-    inbox sensor turns them into a catch-up. Before: 400 ``missing_event_fields`` and the deep one
-    500 (RecursionError)."""
+    eventType). Expected: each 200 ``stored`` under its body hash (ServiceTitan would otherwise
+    retry and give up), kept with event type ``unrecognised`` and the reason; the inbox sensor
+    turns them into a catch-up. Before: 400 ``missing_event_fields``."""
     bodies = {
         b"[1, 2]": "JSON list",
         encode({"eventId": "x1", "data": {}}): "no known envelope",
         encode({"eventId": "x2", "eventType": "invoice.created"}): "no known envelope",
         encode({"eventId": "x4", "eventType": "", "data": {}}): "eventType is not a short string",
-        b"[" * 100_000 + b"]" * 100_000: "nests deeper",
     }
     for body in bodies:
         resp = _post(client, body, signed_headers(secret, body))
@@ -137,6 +135,20 @@ def test_authentic_bodies_in_no_known_shape_are_kept_as_unrecognised(client, sto
         (b, "unrecognised", "pending") for b in bodies]
     for row, reason in zip(rows, bodies.values(), strict=True):
         assert reason in row["detail"]
+
+
+def test_json_100k_levels_deep_is_kept_as_unrecognised_not_a_500(client, store, secret):
+    """Input: a signed body of 100,000 nested arrays (valid JSON). Expected: 200 ``stored``, kept
+    as ``unrecognised`` ("nests deeper than the parser's limit"), the receiver healthy. Before:
+    500 ``internal_error`` (RecursionError in json.loads), so ServiceTitan redelivered it."""
+    for deep in (b"[" * 100_000 + b"]" * 100_000, b'{"a":' * 100_000 + b"1" + b"}" * 100_000):
+        resp = _post(client, deep, signed_headers(secret, deep))
+        assert resp.status_code == 200, resp.text
+        assert resp.json()["eventId"] == "sha256:" + hashlib.sha256(deep).hexdigest()
+    rows = inbox_rows(store)
+    assert [r["event_type"] for r in rows] == ["unrecognised"] * 2
+    assert all("nests deeper than the parser's limit" in r["detail"] for r in rows)
+    assert client.get("/healthz").json() == {"status": "ok"}
 
 
 def test_deep_json_with_a_bad_signature_is_refused_401(client, store, secret):
@@ -314,11 +326,12 @@ def test_health_and_metrics(client, secret):
 
 def test_health_reports_an_unreachable_store(database_url, secret, master_key):
     import psycopg
+    from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
     with ThreadedReceiver(database_url) as served, httpx.Client(base_url=served.base_url, timeout=15) as client:
         assert client.get("/healthz").status_code == 200
-        admin = database_url.rsplit("/", 1)[0] + "/postgres"
-        name = database_url.rsplit("/", 1)[1]
+        admin = make_conninfo(database_url, dbname="postgres")  # the URL may name a passfile
+        name = conninfo_to_dict(database_url)["dbname"]
         with psycopg.connect(admin, autocommit=True) as conn:
             conn.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS false')
             conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", (name,))
@@ -361,3 +374,88 @@ def test_invalid_connection_file_asks_for_redelivery(client, store, secret, home
         time.sleep(0.2)
     _assert_refusal(resp, 503, "not_configured", secret=secret)
     assert "Retry-After" in resp.headers
+
+
+def _token_connection(home, vault, connection: str = CONNECTION) -> str:
+    (home / "connections" / f"{connection}.yaml").write_text("servicetitan:\n  webhook:\n    auth: path_token\n")
+    token = new_token()
+    vault.set(connection, "st_webhook_token", token)
+    return token
+
+
+def test_path_token_mode_authenticates_by_the_url(database_url, store, vault, home):
+    """Input: a connection in ``path_token`` mode (an app without an HMAC key): unsigned deliveries
+    to /webhooks/servicetitan/cascade/<token>, to the URL without the token, with a wrong token,
+    and a token URL for an HMAC-mode connection. Expected: the right token is stored (200); no token
+    401 ``missing_token``; a wrong one (also one character short) 401 ``bad_token``; the token URL of
+    an HMAC connection 404; the token never appears in an answer or the inbox headers."""
+    token = _token_connection(home, vault)
+    vault.set("summit", "st_webhook_secret", "s" * 40)
+    body = encode(make_event(40))
+    plain = {"Content-Type": "application/json"}
+    with ThreadedReceiver(database_url) as served, httpx.Client(base_url=served.base_url, timeout=15) as client:
+        ok = client.post(f"/webhooks/servicetitan/{CONNECTION}/{token}", content=body, headers=plain)
+        assert ok.status_code == 200 and ok.json()["status"] == "stored", ok.text
+        answers = {
+            "missing_token": client.post(f"/webhooks/servicetitan/{CONNECTION}", content=body, headers=plain),
+            "bad_token": client.post(f"/webhooks/servicetitan/{CONNECTION}/{new_token()}", content=body, headers=plain),
+            "short": client.post(f"/webhooks/servicetitan/{CONNECTION}/{token[:-1]}", content=body, headers=plain),
+            "hmac_mode": client.post(f"/webhooks/servicetitan/summit/{token}", content=body, headers=plain),
+        }
+    _assert_refusal(answers["missing_token"], 401, "missing_token", secret=token)
+    _assert_refusal(answers["bad_token"], 401, "bad_token", secret=token)
+    _assert_refusal(answers["short"], 401, "bad_token", secret=token)
+    _assert_refusal(answers["hmac_mode"], 404, "not_found", secret=token)
+    [row] = inbox_rows(store)
+    assert token not in str(row["headers"])
+    assert inbox_rows(store, "summit") == []
+
+
+def test_path_token_rotation_keeps_the_old_url_valid_until_finished(database_url, store, vault, home):
+    old = _token_connection(home, vault)
+    with ThreadedReceiver(database_url, secret_ttl=0.05) as served, \
+            httpx.Client(base_url=served.base_url, timeout=15) as client:
+        def post(token: str, n: int) -> int:
+            time.sleep(0.1)  # past the settings cache
+            body = encode(make_event(n))
+            return client.post(f"/webhooks/servicetitan/{CONNECTION}/{token}", content=body,
+                               headers={"Content-Type": "application/json"}).status_code
+
+        new = new_token()
+        vault.rotate(CONNECTION, "st_webhook_token", new)
+        assert (post(old, 41), post(new, 42)) == (200, 200)  # ServiceTitan may still call the old URL
+        vault.finish_rotation(CONNECTION, "st_webhook_token")
+        assert (post(old, 43), post(new, 44)) == (401, 200)
+    assert len(inbox_rows(store)) == 3
+
+
+def test_a_weak_or_missing_path_token_is_not_used(database_url, store, vault, home):
+    (home / "connections" / f"{CONNECTION}.yaml").write_text("servicetitan:\n  webhook:\n    auth: path_token\n")
+    vault.set(CONNECTION, "st_webhook_secret", "k" * 40)  # an HMAC key does not count in token mode
+    body = encode(make_event(45))
+    with ThreadedReceiver(database_url, secret_ttl=0.05) as served, \
+            httpx.Client(base_url=served.base_url, timeout=15) as client:
+        missing = client.post(f"/webhooks/servicetitan/{CONNECTION}/anything", content=body,
+                              headers=signed_headers("k" * 40, body))
+        vault.set(CONNECTION, "st_webhook_token", "short-token")  # 66 bits, typed by hand
+        time.sleep(0.1)
+        weak = client.post(f"/webhooks/servicetitan/{CONNECTION}/short-token", content=body,
+                           headers={"Content-Type": "application/json"})
+    for answer, problem in ((missing, "has no webhook path token yet"), (weak, "shorter than 128 bits")):
+        _assert_refusal(answer, 503, "not_configured", secret="short-token")
+        assert problem in answer.json()["message"] and "fieldledger secrets rotate-webhook" in answer.json()["message"]
+    assert inbox_rows(store) == []
+
+
+def test_two_hmac_keys_are_valid_during_a_rotation(database_url, store, vault, secret):
+    new_key = "n" * 48
+    body_old, body_new = encode(make_event(46)), encode(make_event(47))
+    vault.rotate(CONNECTION, "st_webhook_secret", new_key)
+    with ThreadedReceiver(database_url) as served, httpx.Client(base_url=served.base_url, timeout=15) as client:
+        assert _post(client, body_old, signed_headers(secret, body_old)).status_code == 200
+        assert _post(client, body_new, signed_headers(new_key, body_new, encoding="hex")).status_code == 200
+    vault.finish_rotation(CONNECTION, "st_webhook_secret")
+    with ThreadedReceiver(database_url) as served, httpx.Client(base_url=served.base_url, timeout=15) as client:
+        late = encode(make_event(48))
+        _assert_refusal(_post(client, late, signed_headers(secret, late)), 401, "bad_signature", secret=secret)
+    assert len(inbox_rows(store)) == 2
