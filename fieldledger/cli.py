@@ -351,6 +351,49 @@ def secrets_rotate_key() -> None:
     typer.echo(f"re-encrypted {count} secrets with the new master key")
 
 
+@secrets_app.command("rotate-webhook")
+def secrets_rotate_webhook(
+    connection: str = typer.Argument(..., help=CONNECTION_HELP),
+    finish: bool = typer.Option(False, "--finish", help="End the rotation: the former key or token stops working."),
+) -> None:
+    """Rotate what authenticates the connection's webhooks; the former value stays valid until --finish.
+
+    Mode path_token (servicetitan.webhook.auth): makes a new 256-bit token and prints the callback
+    URL path to register in the ServiceTitan developer portal. Mode hmac: reads the new key (set it in
+    the developer portal too) from stdin or a hidden prompt. Once ServiceTitan uses the new one, run
+    again with --finish."""
+    from receiver.signature import new_token
+
+    conn = _connection(connection)
+    token_mode = conn.servicetitan.webhook.auth == "path_token"
+    names = conn.servicetitan.secrets
+    name = names.get("webhook_token", "st_webhook_token") if token_mode else names.get("webhook_secret",
+                                                                                         "st_webhook_secret")
+    vault = _vault()
+    if finish:
+        done = vault.finish_rotation(connection, name)
+        typer.echo(f"rotation of {name} for {connection} finished: only the new value is valid" if done else
+                   f"no rotation of {name} for {connection} was in progress")
+        return
+    if token_mode:
+        value = new_token()
+    elif sys.stdin.isatty():
+        value = getpass.getpass(f"new webhook key ({name}) for {connection}: ")
+    else:
+        value = sys.stdin.readline().rstrip("\r\n")
+    if not value:
+        fail("No value given: pipe the new key on stdin or type it at the prompt.", 2)
+    kept = vault.rotate(connection, name, value)
+    if token_mode:
+        # shown once, to this terminal only: ServiceTitan needs it in the callback URL
+        typer.echo(f"new callback URL: <receiver>/webhooks/servicetitan/{connection}/{value}")
+        typer.echo("register it in the ServiceTitan developer portal; keep it secret, it authenticates deliveries")
+    else:
+        typer.echo(f"stored the new {name} for {connection}")
+    typer.echo(f"the former value stays valid until `fieldledger secrets rotate-webhook {connection} --finish`"
+               if kept else "there was no former value")
+
+
 # --- database ----------------------------------------------------------------------------------
 
 

@@ -26,6 +26,7 @@ PASS, FAIL, WARN, SKIP = "PASS", "FAIL", "WARN", "SKIP"
 # a ping must answer quickly: one retry, short waits
 PING_RETRY = RetryPolicy(max_attempts=2, base_delay=0.2, max_delay=1.0)
 WEBHOOK_SECRET_LENGTH = (32, 64)  # ServiceTitan accepts HMAC keys of 32-64 characters
+WEBHOOK_TOKEN = "st_webhook_token"  # the path token's default vault name (receiver/connections.py)
 
 
 @dataclass(frozen=True)
@@ -56,6 +57,9 @@ def named_secrets(conn: Connection) -> dict[str, str]:
     """Rule in the connection file -> vault secret name, e.g. servicetitan.secrets.client_id -> st_client_id."""
     out = {f"servicetitan.secrets.{k}": v for k, v in conn.servicetitan.secrets.items()}
     out.update({f"erp.secrets.{k}": v for k, v in conn.erp.secrets.items()})
+    if conn.servicetitan.webhook.auth == "path_token":  # the URL's token, not a signing key, authenticates
+        out.pop("servicetitan.secrets.webhook_secret", None)
+        out["servicetitan.secrets.webhook_token"] = conn.servicetitan.secrets.get("webhook_token", WEBHOOK_TOKEN)
     return out
 
 
@@ -196,24 +200,52 @@ def _units_check(conn: Connection, units: list) -> Check:
 
 
 def _webhook_check(conn: Connection, secrets: dict[str, str]) -> Check:
+    """Which authentication mode the connection's webhooks use, and whether its secret is usable."""
+    if conn.servicetitan.webhook.auth == "path_token":
+        return _token_check(conn, secrets)
     name = conn.servicetitan.secrets.get("webhook_secret")
     if not name:
         return Check("ServiceTitan webhook", WARN, "no webhook secret named: changes arrive only with the catch-up "
                                                    "schedule", "name servicetitan.secrets.webhook_secret and store it")
     if name not in secrets:
-        return Check("ServiceTitan webhook", SKIP, f"secret {name} missing (see vault secrets)")
+        return Check("ServiceTitan webhook", SKIP, f"mode hmac: secret {name} missing (see vault secrets)")
     low, high = WEBHOOK_SECRET_LENGTH
     length = len(secrets[name])
     hook = conn.servicetitan.webhook
     if not low <= length <= high:
-        return Check("ServiceTitan webhook", WARN, f"signing secret {name} has {length} characters; ServiceTitan "
-                                                   f"accepts {low}-{high}",
+        return Check("ServiceTitan webhook", WARN, f"mode hmac: signing secret {name} has {length} characters; "
+                                                   f"ServiceTitan accepts {low}-{high}",
                      f"generate a {low}-{high} character key, set it in the developer portal and with "
                      f"`fieldledger secrets set {conn.name} {name}`")
+    headers = hook.signature_header if isinstance(hook.signature_header, list) else [hook.signature_header]
     return Check("ServiceTitan webhook", PASS,
-                 f"signing secret {name} stored ({length} characters), signature in {hook.signature_header} "
-                 f"({hook.signature_encoding}); the callback URL <receiver>/webhooks/servicetitan/{conn.name} and this "
-                 "key are set in the ServiceTitan developer portal (it has no API to read them back)")
+                 f"mode hmac: signing secret {name} stored ({length} characters), signature in "
+                 f"{' or '.join(headers)} ({hook.signature_encoding}); the callback URL "
+                 f"<receiver>/webhooks/servicetitan/{conn.name} and this key are set in the ServiceTitan developer "
+                 "portal (it has no API to read them back)")
+
+
+def _token_check(conn: Connection, secrets: dict[str, str]) -> Check:
+    """Path-token mode works, but is weaker than a signature: always a warning (never the token)."""
+    from receiver.signature import TOKEN_MIN_BITS, token_bits
+
+    name = conn.servicetitan.secrets.get("webhook_token", WEBHOOK_TOKEN)
+    make = f"`fieldledger secrets rotate-webhook {conn.name}` (prints the callback URL to register)"
+    if name not in secrets:
+        return Check("ServiceTitan webhook", FAIL, f"mode path_token: no token {name} stored; the receiver answers "
+                                                   "503 to every delivery", f"make one with {make}")
+    bits = token_bits(secrets[name])
+    if bits < TOKEN_MIN_BITS:
+        return Check("ServiceTitan webhook", FAIL, f"mode path_token: token {name} carries {bits} bits, under "
+                                                   f"{TOKEN_MIN_BITS}; the receiver refuses to use it",
+                     f"replace it with {make}")
+    return Check("ServiceTitan webhook", WARN,
+                 f"mode path_token: deliveries are authenticated only by the secret token {name} in the callback URL "
+                 f"<receiver>/webhooks/servicetitan/{conn.name}/<token> ({bits} bits); bodies are not signed and "
+                 "anyone who sees the URL can post events",
+                 "prefer an HMAC key: set one for the app in the ServiceTitan developer portal, store it with "
+                 f"`fieldledger secrets set {conn.name} st_webhook_secret` and set servicetitan.webhook.auth: hmac; "
+                 f"otherwise rotate the token now and then with {make}")
 
 
 # --- the ERP ---------------------------------------------------------------------------------

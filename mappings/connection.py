@@ -26,8 +26,15 @@ class _Strict(BaseModel):
 
 
 class WebhookSettings(_Strict):
-    signature_header: str = "X-ServiceTitan-Signature"
-    signature_encoding: Literal["base64", "hex"] = "base64"
+    """How deliveries prove they are authentic (the receiver reads these: receiver/connections.py).
+    ``hmac``: HMAC-SHA256 of the body in a header; ServiceTitan publishes neither the header nor the
+    encoding, so both are settings (several header names may be listed; ``any`` accepts base64 and
+    hex). ``path_token``: for an app without an HMAC key, a vault-kept token of at least 128 bits
+    ends the callback URL (``servicetitan.secrets.webhook_token``, default ``st_webhook_token``)."""
+
+    auth: Literal["hmac", "path_token"] = "hmac"
+    signature_header: str | list[str] = "X-ServiceTitan-Signature"
+    signature_encoding: Literal["any", "base64", "hex"] = "any"
 
 
 class ServiceTitanSettings(_Strict):
