@@ -76,6 +76,12 @@ class VantagepointSettings(_Strict):
     base_url: str
     database: str
     requests_per_second: float = Field(20.0, gt=0, le=500)  # no documented limit: be polite
+    # Tenant behaviours the reference leaves open (resources/vantagepoint.py): how PSALedger /
+    # DataEntry lists page, how transaction files are created ("Use Files to Group Transactions"),
+    # and RefnoLength (None: read from KeyCvt/CFGFormat). "auto" detects on first use.
+    ledger_paging: Literal["auto", "page_size", "unpaged"] = "auto"
+    file_grouping: Literal["auto", "grouped", "ungrouped"] = "auto"
+    refno_length: int | None = Field(None, ge=1, le=30)
     secrets: dict[str, str] = Field(
         default_factory=lambda: {
             "client_id": "vp_client_id",

@@ -40,7 +40,6 @@ from resources.vantagepoint import (
     VantagepointClient,
     VoucherLine,
     batch_id,
-    pad_document_number,
 )
 from resources.vault import Vault
 
@@ -193,10 +192,12 @@ def is_tax(line: Line) -> bool:
     return line.kind == "tax"
 
 
-def render_invoice(doc: ARInvoice, batch: str, period: int) -> TransactionFile:
+def render_invoice(doc: ARInvoice, batch: str, period: int, refno_length: int = 12) -> TransactionFile:
     """The IN file: every non-tax line on its revenue account, on the invoice's project; a
-    negative invoice (credit memo) carries negative amounts."""
-    tf = TransactionFile("IN", batch, period, description=clip(f"ServiceTitan invoice {doc.number}", LIMITS["file"]))
+    negative invoice (credit memo) carries negative amounts. The number is zero-padded to the
+    tenant's RefnoLength."""
+    tf = TransactionFile("IN", batch, period, description=clip(f"ServiceTitan invoice {doc.number}", LIMITS["file"]),
+                         refno_length=refno_length)
     lines = [InvoiceLine(line.coding.account, line.amount, wbs2=line.coding.task or " ",
                          description=clip(line.description, LIMITS["line"]))
              for line in doc.lines if not is_tax(line)]
@@ -222,7 +223,7 @@ def render_invoice_tax(doc: ARInvoice, batch: str, period: int, number: str) -> 
 
 
 def render_receipt(doc: CashReceipt, batch: str, period: int, bank: str,
-                   applied_to: list[tuple[str, str, Decimal]]) -> TransactionFile:
+                   applied_to: list[tuple[str, str, Decimal]], refno_length: int = 12) -> TransactionFile:
     """``applied_to``: (WBS1, invoice number, amount) per application, each a line on the AR
     account. Vantagepoint has no customer balance to leave the rest on."""
     applied = sum((amount for _, _, amount in applied_to), ZERO)
@@ -233,7 +234,8 @@ def render_receipt(doc: CashReceipt, batch: str, period: int, bank: str,
             "ServiceTitan, or post the unapplied part in Vantagepoint by hand and mark the record reviewed",
             system=SYSTEM)
     tf = TransactionFile("CR", batch, period, description=clip(f"ServiceTitan payment {doc.reference}",
-                                                               LIMITS["file"]), default_bank=bank)
+                                                               LIMITS["file"]), default_bank=bank,
+                          refno_length=refno_length)
     lines = [ReceiptLine(amount, doc.ar.account, wbs1=wbs1, invoice=number,
                          description=clip(f"{doc.payment_type} {doc.reference}", LIMITS["line"]))
              for wbs1, number, amount in applied_to]
@@ -290,7 +292,9 @@ class VantagepointAdapter:
             raise ValueError(f"connection {conn.name}: erp.secrets lacks {', '.join(missing)}; name the vault "
                              f"secret for each (e.g. client_id: vp_client_id)")
         secrets = {k: vault.get(conn.name, erp.secrets[k]) for k in SECRETS}
-        client = VantagepointClient(erp.base_url, erp.database, rate_per_second=erp.requests_per_second, **secrets)
+        client = VantagepointClient(erp.base_url, erp.database, rate_per_second=erp.requests_per_second,
+                                    ledger_paging=erp.ledger_paging, file_grouping=erp.file_grouping,
+                                    refno_length=erp.refno_length, **secrets)
         # Scoped by the ServiceTitan tenant, not the file name: renaming a connection keeps its batches.
         return cls(client, scope=f"st{conn.servicetitan.tenant}", ar_account=conn.mapping.accounts.ar)
 
@@ -406,14 +410,14 @@ class VantagepointAdapter:
     def reference(self, doc: Document) -> str:
         """The external reference as the ledger holds it (invoice numbers zero-padded)."""
         if isinstance(doc, ARInvoice):
-            return pad_document_number(doc.number, self.client.refno_length)
+            return self.client.invoice_number(doc.number)
         return doc.external_ref
 
     def _render(self, doc: Document, refs: References) -> Rendered:
         period = self.client.period_for(doc.date, self.periods())
         batch = self.batch(doc)
         if isinstance(doc, ARInvoice):
-            tf = render_invoice(doc, batch, period)
+            tf = render_invoice(doc, batch, period, self.client.refno_length)
             tax = render_invoice_tax(doc, self.tax_batch(doc), period, tf.master_keys[0])
             refs.customer(doc.customer_id)  # the client comes from the project; the customer must still exist
             return Rendered(invoice_key(doc.header.project or "", tf.master_keys[0]), (tf, tax) if tax else (tf,))
@@ -423,7 +427,7 @@ class VantagepointAdapter:
         refs.customer(doc.customer_id)
         applied = [(*split_invoice_key(refs.invoice(a.invoice_id)), a.amount) for a in doc.applications]
         return Rendered(receipt_key(batch, doc.reference),
-                        (render_receipt(doc, batch, period, self.bank_for(doc), applied),))
+                        (render_receipt(doc, batch, period, self.bank_for(doc), applied, self.client.refno_length),))
 
     def create_document(self, doc: Document, refs: References) -> str:
         rendered = self._render(doc, refs)
@@ -454,10 +458,16 @@ class VantagepointAdapter:
         return {}
 
     def _ledger_by_reference(self, kind: DocumentKind, docs: list[Document]) -> dict[str, list[LedgerRow]]:
-        rows = self.client.ledger_where(kind.trans_type, kind.ref_column, [self.reference(d) for d in docs])
+        """Rows by reference; an invoice is looked up padded and as given (tenants differ) and
+        filed under its padded form."""
+        invoices = kind.trans_type == "IN"
+        refs = [form for d in docs for form in (self.client.invoice_forms(d.number) if invoices
+                                                 else [self.reference(d)])]
+        rows = self.client.ledger_where(kind.trans_type, kind.ref_column, refs)
         by_ref: dict[str, list[LedgerRow]] = defaultdict(list)
         for row in rows:
-            by_ref[str(getattr(row, kind.ref_column)).casefold()].append(row)
+            value = str(getattr(row, kind.ref_column))
+            by_ref[(self.client.invoice_number(value) if invoices else value).casefold()].append(row)
         return by_ref
 
     def _own_rows(self, doc: Document, rows: list[LedgerRow]) -> list[LedgerRow]:

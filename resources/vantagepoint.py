@@ -44,6 +44,16 @@ from resources.http import (
 
 SYSTEM = "vantagepoint"
 TransType = Literal["IN", "CR", "AP", "JE"]
+# How PSALedger / DataEntry lists are read. The reference documents limit / pageSize + page, one
+# public client says those endpoints 500 on `limit` and honour only q.maxrows: "auto" pages with
+# pageSize and falls back to one unpaged read (every row, as the API answers without a size) when
+# the server refuses pageSize or ignores it; "page_size" and "unpaged" fix the choice.
+LedgerPaging = Literal["auto", "page_size", "unpaged"]
+# The tenant setting "Use Files to Group Transactions": "grouped" creates a file with POST
+# {xx}Control, "ungrouped" with one POST {xx}Master/{Batch}|{Key} per document; "auto" tries the
+# grouped form first and switches when the tenant refuses it for that setting.
+FileGrouping = Literal["auto", "grouped", "ungrouped"]
+_LEDGER_PATHS = ("psaledger/", "dataentry/")
 PASSWORD_GRANT_HELP = (
     "Vantagepoint refused the password grant for this API client (unauthorized_client). In Vantagepoint "
     "open Integrations > API Authorization, select the application whose Client ID fieldledger uses, tick "
@@ -51,6 +61,9 @@ PASSWORD_GRANT_HELP = (
     "Integrations > API Authorization.)"
 )
 _OK_OR_CLIENT_ERROR = frozenset(range(200, 300)) | {400, 404, 405, 409, 412, 422}
+# How a tenant with "Use Files to Group Transactions" off refuses a grouped create (the wording is
+# not documented; this matches the setting's name and the simulator's message).
+_GROUPING_OFF = re.compile(r"group\s*transactions", re.IGNORECASE)
 _CENT = Decimal("0.01")
 MASTER_KEYS = {"IN": "Invoice", "CR": "RefNo", "AP": "MasterPKey", "JE": "RefNo"}
 
@@ -483,6 +496,14 @@ class TransactionFile:
         return {**control, f"{prefix}Master": [{"Batch": self.batch, **m} for m in self.masters],
                 f"{prefix}Detail": [{"Batch": self.batch, **d} for d in self.details]}
 
+    def document_bodies(self) -> list[tuple[str, dict]]:
+        """(master key, body) per document for the ungrouped create: the master row with its
+        lines nested as ``{xx}Detail``."""
+        key, prefix = MASTER_KEYS[self.trans_type], self.trans_type.lower()
+        return [(m[key], {"Batch": self.batch, **m,
+                          f"{prefix}Detail": [{"Batch": self.batch, **d} for d in self.details if d[key] == m[key]]})
+                for m in self.masters]
+
 
 def _json_default(value: Any) -> Any:
     if isinstance(value, Decimal):
@@ -617,14 +638,18 @@ class VantagepointClient:
 
     def __init__(self, base_url: str, database: str, client_id: str, client_secret: str, username: str,
                  password: str, *, timeout: float = 30.0, retry: RetryPolicy | None = None,
-                 rate_per_second: float | None = 10.0, refno_length: int = 12, refresh_margin: float = 60.0,
+                 rate_per_second: float | None = 10.0, refno_length: int | None = None, refresh_margin: float = 60.0,
+                 ledger_paging: LedgerPaging = "auto", file_grouping: FileGrouping = "auto",
                  transport: httpx.BaseTransport | None = None, sleep: Callable[[float], None] = time.sleep):
         root = base_url.rstrip("/")
         if not root.lower().endswith("/api"):
             root += "/api"
         self.base_url = root
         self.database = database
-        self.refno_length = refno_length
+        self._refno_length = refno_length  # None: read RefnoLength from KeyCvt/CFGFormat on first use
+        self.ledger_paging: LedgerPaging = ledger_paging  # "auto" settles on the first ledger read
+        self.file_grouping: FileGrouping = file_grouping  # "auto" settles on the first create
+        self._settings_lock = threading.Lock()
         for secret in (client_id, client_secret, password):
             register_secret(secret)
         retry = retry or RetryPolicy()
@@ -661,12 +686,18 @@ class VantagepointClient:
         retries = sum(c.stats["retries"] for c in self._clients)
         return {"requests": requests, "retries": retries, **{f"{k}_grants": v for k, v in self.auth.grants.items()}}
 
-    def _call(self, method: str, path: str, what: str, *, once: bool = False, **kw) -> httpx.Response:
+    def _call(self, method: str, path: str, what: str, *, once: bool = False, probe: bool = False,
+              **kw) -> httpx.Response:
+        """``probe``: a 500 answer comes back at once as None instead of being retried and raised
+        (the paging detection's question; other 5xx are retried as usual)."""
         http = self._http_once if once else self._http
         if "json" in kw:
             kw["content"] = _dumps(kw.pop("json"))
             kw["headers"] = {**(kw.get("headers") or {}), "Content-Type": "application/json"}
-        response = http.request(method, path, ok_statuses=_OK_OR_CLIENT_ERROR, **kw)
+        ok = _OK_OR_CLIENT_ERROR | {500} if probe else _OK_OR_CLIENT_ERROR
+        response = http.request(method, path, ok_statuses=ok, **kw)
+        if probe and response.status_code == 500:
+            return None  # type: ignore[return-value]
         if response.status_code < 400:
             return response
         cls = classify_vantagepoint(response) or classify_status(response.status_code)
@@ -683,15 +714,37 @@ class VantagepointClient:
     def _get_rows(self, path: str, what: str, params: dict | None = None) -> list[dict]:
         return self._rows(self._call("GET", path, what, params=params))
 
-    def _paged(self, path: str, what: str, params: dict | None = None, page_size: int = 500) -> Iterator[dict]:
-        """Every row of a list GET: pageSize + page until a short page (no counts are returned)."""
+    def _paged(self, path: str, what: str, params: dict | None = None, page_size: int = 500) -> list[dict]:
+        """Every row of a list GET: pageSize + page until a short page (no counts are returned).
+        PSALedger and DataEntry lists follow ``ledger_paging`` (see LedgerPaging)."""
+        ledger = path.lower().startswith(_LEDGER_PATHS)
+        if ledger and self.ledger_paging == "unpaged":
+            return self._get_rows(path, what, params)
+        out: list[dict] = []
+        previous: list[dict] | None = None
         page = 1
         while True:
-            rows = self._get_rows(path, what, {**(params or {}), "pageSize": page_size, "page": page})
-            yield from rows
+            query = {**(params or {}), "pageSize": page_size, "page": page}
+            if ledger and self.ledger_paging == "auto":
+                response = self._call("GET", path, what, params=query, probe=True)
+                if response is None:  # a 5xx to pageSize: the tenant takes no page size here
+                    return self._settle_unpaged(path, what, params)
+                rows = self._rows(response)
+            else:
+                rows = self._get_rows(path, what, query)
+            if ledger and (len(rows) > page_size or (page > 1 and rows and rows == previous)):
+                # pageSize or page was ignored: the server answered with every row (or page 1 again)
+                return self._settle_unpaged(path, what, params)
+            if ledger and self.ledger_paging == "auto":
+                self.ledger_paging = "page_size"
+            out += rows
             if len(rows) < page_size:
-                return
-            page += 1
+                return out
+            previous, page = rows, page + 1
+
+    def _settle_unpaged(self, path: str, what: str, params: dict | None) -> list[dict]:
+        self.ledger_paging = "unpaged"
+        return self._get_rows(path, what, params)
 
     @staticmethod
     def filters(*conditions: tuple[str, str, Any] | tuple[str, str, Any, str]) -> dict[str, str]:
@@ -876,6 +929,25 @@ class VantagepointClient:
         rows = self._get_rows("KeyCvt/CFGFormat", "the key formats")
         return rows[0] if rows else {}
 
+    @property
+    def refno_length(self) -> int:
+        """The tenant's RefnoLength (invoice and reference numbers), read once from CFGFormat
+        unless given: fieldledger sends invoice numbers zero-padded to it, so whether the tenant
+        pads on save or stores numbers as given, the stored number is the one we look up."""
+        with self._settings_lock:
+            if self._refno_length is None:
+                self._refno_length = int(self.key_formats().get("RefnoLength") or 12)
+            return self._refno_length
+
+    def invoice_number(self, number: str) -> str:
+        """An invoice number as fieldledger sends and looks it up: zero-padded to RefnoLength."""
+        return pad_document_number(number, self.refno_length)
+
+    def invoice_forms(self, number: str) -> list[str]:
+        """The forms an invoice number can be stored in: padded (ours, or a padding tenant's) and
+        as given (a tenant that keeps numbers as typed, e.g. entered by hand)."""
+        return list(dict.fromkeys([self.invoice_number(number), str(number).strip()]))
+
     def period_for(self, day: date, periods: list[Period] | None = None) -> int:
         """The open accounting period (YYYYPP) holding ``day``; a clear error if it is closed or
         not set up, so nothing is posted into the wrong period."""
@@ -912,11 +984,13 @@ class VantagepointClient:
 
     def find_posted_invoice(self, invoice_number: str, wbs1: str | None = None) -> list[LedgerRow]:
         """Ledger rows of an AR invoice (any batch), by its number as Vantagepoint stores it."""
-        number = pad_document_number(invoice_number, self.refno_length)
-        conditions: list[tuple] = [("Invoice", "=", number)]
-        if wbs1:
-            conditions.append(("WBS1", "=", wbs1))
-        return self.ledger("IN", None, None, *conditions)
+        rows = []
+        for number in self.invoice_forms(invoice_number):
+            conditions: list[tuple] = [("Invoice", "=", number)]
+            if wbs1:
+                conditions.append(("WBS1", "=", wbs1))
+            rows += self.ledger("IN", None, None, *conditions)
+        return rows
 
     def find_posted_voucher(self, vendor: str, invoice: str) -> list[LedgerRow]:
         return self.ledger("AP", None, None, ("Vendor", "=", vendor), ("Invoice", "=", invoice))
@@ -1004,22 +1078,56 @@ class VantagepointClient:
                            total=Decimal(str(row.get("Total") or 0)),
                            master_keys=[str(m.get(MASTER_KEYS[code], "")) for m in masters])
 
-    def create_file(self, tf: TransactionFile) -> dict:
-        """``POST /DataEntry/{xx}Control`` (grouped mode); returns the control row with totals."""
+    def create_file(self, tf: TransactionFile) -> None:
+        """Save the file unposted (safe to resend: a batch id or document key saved twice is
+        refused as "already exists"), in the shape the tenant's "Use Files to Group Transactions"
+        setting takes (``file_grouping``): one ``POST {xx}Control`` with the documents as sibling
+        arrays, or one ``POST {xx}Master/{Batch}|{Key}`` per document with its lines nested (the
+        tenant then opens the batch itself)."""
         tf.check()
-        response = self._call("POST", f"DataEntry/{tf.trans_type.lower()}Control",
-                              f"{tf.trans_type} file {tf.batch}", json=tf.body())
-        return self._rows(response)[0]
+        if self.file_grouping != "ungrouped":
+            try:
+                self._call("POST", f"DataEntry/{tf.trans_type.lower()}Control", f"{tf.trans_type} file {tf.batch}",
+                           json=tf.body(), idempotent=True)
+                self.file_grouping = "grouped"
+                return
+            except ValidationError as exc:
+                if self.file_grouping == "grouped" or not _GROUPING_OFF.search(str(exc)):
+                    raise
+                self.file_grouping = "ungrouped"
+        self._create_documents(tf)
+
+    def _create_documents(self, tf: TransactionFile) -> None:
+        """The ungrouped create. A document an earlier attempt already saved answers "already
+        exists"; it is kept (submit compares the whole file before posting)."""
+        code, prefix = tf.trans_type, tf.trans_type.lower()
+        for key, body in tf.document_bodies():
+            try:
+                self._call("POST", f"DataEntry/{prefix}Master/{tf.batch}|{key}", f"{code} document {key} of file "
+                           f"{tf.batch}", json=body, idempotent=True)
+            except ConflictError:
+                continue
 
     def delete_file(self, trans_type: str, batch: str) -> None:
         self._call("DELETE", f"DataEntry/{trans_type.lower()}Control/{batch}", f"the deletion of file {batch}")
 
     def post_files(self, files: list[tuple[str, str, int]], description: str = "") -> list[PostResult]:
-        """``PUT /DataEntry/PostTransFile`` for (trans_type, batch, period) triples in one call."""
+        """``PUT /DataEntry/PostTransFile`` for (trans_type, batch, period) triples in one call.
+        Safe to resend: Vantagepoint refuses to post a posted file (retList 0 or an HTTP 400, as
+        the tenant answers failures); either way the result says not posted and submit() then
+        finds the file in the ledger."""
         parms = [{"batch": b, "transtype": t.upper(), "period": str(p), "description": description or b}
                  for t, b, p in files]
-        response = self._call("PUT", "DataEntry/PostTransFile", "the posting of " + ", ".join(b for _, b, _ in files),
-                              json={"parms": parms})
+        try:
+            response = self._call("PUT", "DataEntry/PostTransFile",
+                                  "the posting of " + ", ".join(b for _, b, _ in files), json={"parms": parms},
+                                  idempotent=True)
+        except (ValidationError, ConflictError) as exc:
+            # Whether a file that cannot post gets 200 + retList 0 or an HTTP 400 is not documented;
+            # a 400 is the same answer for every file of the request (none was posted).
+            message = error_text(exc.body_excerpt or "") if exc.body_excerpt else str(exc)
+            return [PostResult(trans_type=t.upper(), batch=b, posted=False, period=p, message=message)
+                    for t, b, p in files]
         results = []
         for entry in parse_post_response(response.text):
             ok = entry["ret"].strip() == "1"
@@ -1101,7 +1209,10 @@ class VantagepointResource(VaultClientResource):
     database: str
     rate_per_second: float = 10.0
     timeout_seconds: float = 30.0
+    ledger_paging: str = "auto"  # LedgerPaging
+    file_grouping: str = "auto"  # FileGrouping
 
     def build_client(self, secrets: dict[str, str]) -> VantagepointClient:
         return VantagepointClient(self.base_url, self.database, rate_per_second=self.rate_per_second,
-                                  timeout=self.timeout_seconds, **secrets)
+                                  timeout=self.timeout_seconds, ledger_paging=self.ledger_paging,  # type: ignore[arg-type]
+                                  file_grouping=self.file_grouping, **secrets)  # type: ignore[arg-type]

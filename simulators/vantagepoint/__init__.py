@@ -10,8 +10,13 @@ ARReview/ARBalance, DataEntry landings, and ``/{Tenant}/vision/AccountConfigurat
 Choices where the reference says inferred/unknown (``SimOptions.options`` key -> default):
 - ``post_failure_http_400`` False: a file that cannot post gets 200 with retList 0 (the connector
   must read retList); True answers 400 and posts nothing.
-- ``ledger_rejects_limit`` True: PSALedger / DataEntry lists answer ``limit`` with a 500; use
-  pageSize or q.maxrows. ``html_503`` True: 503s carry a proxy's HTML page.
+- ``ledger_paging`` "pagesize": PSALedger / DataEntry lists answer ``limit`` with a 500 and page
+  with pageSize / page or cap with q.maxrows. The alternatives the reference leaves open: "maxrows"
+  (``limit`` and ``pageSize`` 500, only q.maxrows caps, no pages), "unpaged" (pageSize and page
+  ignored: every row comes back) and "documented" (``limit`` works too). ``ledger_rejects_limit``
+  False is the older spelling of "documented". ``html_503`` True: 503s carry a proxy's HTML page.
+- ``invoice_padding`` "zero_pad": IN / CR invoice numbers are zero-padded to RefnoLength on save;
+  "as_given" stores them as sent. ``refno_length`` (flat) sets RefnoLength (default 12).
 - ``check_transdate_period`` True: every document's TransDate must fall in an open period, as
   well as the file's Period (checked on create and again at post).
 - ``use_files_to_group_transactions`` True (grouped create: POST {xx}Control with sibling
@@ -36,14 +41,17 @@ open, older closed), key accounts as client firms and vendors as vendor firms (0
 Control endpoints: GET /_sim/stats, PUT /_sim/faults {"profile", "drop_responses"},
 POST /_sim/revoke_tokens, PUT /_sim/password_grant {"enabled"}, PUT /_sim/user {"disabled"},
 PUT /_sim/periods/{YYYYPP} {"closed"}, PUT /_sim/maintenance {"on"}, POST /_sim/clock/advance.
+``clock_start`` (ISO instant) starts the tenant's clock there instead of now: its periods, stamps
+and token lifetimes follow (tests run the tenant "on" 31 Dec 23:30 UTC or 29 Feb).
 """
 
 from __future__ import annotations
 
 from dataclasses import replace
+from datetime import UTC, datetime
 
 from simulators.faults import FaultState
-from simulators.runtime import SimOptions, Simulator
+from simulators.runtime import SimClock, SimOptions, Simulator
 from simulators.snapshots import persistence_for, resumed_clock
 from simulators.vantagepoint import persist
 from simulators.vantagepoint.app import Ctx, build_asgi
@@ -54,6 +62,11 @@ from simulators.vantagepoint.state import TenantState
 __all__ = ["build", "TenantSettings"]
 
 
+def _instant(value: object) -> datetime:
+    moment = value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
 def build(options: SimOptions) -> Simulator:
     settings = settings_from_options(options)
     state: TenantState | None = None
@@ -61,6 +74,8 @@ def build(options: SimOptions) -> Simulator:
         options, "vantagepoint", {"seed": options.seed, "contractor": settings.contractor.key,
                                   "tenant": settings.tenant}, lambda: persist.capture(state))
     clock = resumed_clock(options, saved)
+    if saved is None and (options.options or {}).get("clock_start"):
+        clock = SimClock(options.time_factor, start=_instant(options.options["clock_start"]))
     profile = options.profile
     if options.latency_ms:
         profile = replace(profile, latency_ms=profile.latency_ms + options.latency_ms)

@@ -52,8 +52,9 @@ class Ctx:
         self.stats: StatsMiddleware | None = None
         self.limiter: RateLimitMiddleware | None = None
 
-    def rows(self, rows: list[dict], items: list, columns, reject_limit: bool = False) -> list[dict]:
-        query = parse_list_query(items, reject_limit=reject_limit)
+    def rows(self, rows: list[dict], items: list, columns, ledger: bool = False) -> list[dict]:
+        """``ledger``: a PSALedger / DataEntry list, paged as the ``ledger_paging`` mode says."""
+        query = parse_list_query(items, self.state.settings.ledger_paging if ledger else "documented")
         return apply_query(rows, query, columns)
 
 
@@ -260,7 +261,7 @@ async def get_key_formats(ctx: Ctx, request: Request, params: dict, items: list)
 async def all_landing(ctx: Ctx, request: Request, params: dict, items: list) -> Response:
     with ctx.state.lock:
         rows = [transactions.landing_row(ctx.state, f) for files in ctx.state.files.values() for f in files.values()]
-    return json_response(ctx.rows(rows, items, transactions.LANDING_COLUMNS, ctx.state.settings.ledger_rejects_limit))
+    return json_response(ctx.rows(rows, items, transactions.LANDING_COLUMNS, ledger=True))
 
 
 @route("GET", f"dataentry/{_XX}landing")
@@ -268,7 +269,7 @@ async def type_landing(ctx: Ctx, request: Request, params: dict, items: list) ->
     spec = transactions.spec_for(params["xx"])
     with ctx.state.lock:
         rows = [transactions.landing_row(ctx.state, f) for f in ctx.state.files[spec.code].values()]
-    return json_response(ctx.rows(rows, items, transactions.LANDING_COLUMNS, ctx.state.settings.ledger_rejects_limit))
+    return json_response(ctx.rows(rows, items, transactions.LANDING_COLUMNS, ledger=True))
 
 
 @route("GET", f"dataentry/{_XX}control")
@@ -277,7 +278,7 @@ async def list_controls(ctx: Ctx, request: Request, params: dict, items: list) -
     with ctx.state.lock:
         rows = [transactions.control_view(ctx.state, f) for f in ctx.state.files[spec.code].values()]
     columns = set(spec.control_fields) | {"Posted", "PostSeq", "PostDate", "ModDate"}
-    return json_response(ctx.rows(rows, items, columns, ctx.state.settings.ledger_rejects_limit))
+    return json_response(ctx.rows(rows, items, columns, ledger=True))
 
 
 @route("POST", f"dataentry/{_XX}control")
@@ -320,7 +321,7 @@ async def get_masters(ctx: Ctx, request: Request, params: dict, items: list) -> 
         f = transactions.get_file(ctx.state, spec, params["batch"])
         rows = [transactions.master_view(m) for m in f.masters]
     columns = set(spec.master_fields) | {"StatusDescription", "ModUser", "ModDate"}
-    return json_response(ctx.rows(rows, items, columns))
+    return json_response(ctx.rows(rows, items, columns, ledger=True))
 
 
 @route("POST", f"dataentry/{_XX}master/(?P<batch>[^/|]+)\\|(?P<key>[^/]+)")
@@ -352,7 +353,7 @@ async def get_details(ctx: Ctx, request: Request, params: dict, items: list) -> 
     spec = transactions.spec_for(params["xx"])
     with ctx.state.lock:
         rows = [dict(d) for d in transactions.get_file(ctx.state, spec, params["batch"]).details]
-    return json_response(ctx.rows(rows, items, spec.detail_fields))
+    return json_response(ctx.rows(rows, items, spec.detail_fields, ledger=True))
 
 
 @route("PUT", "dataentry/posttransfile")
@@ -368,7 +369,7 @@ async def post_trans_file(ctx: Ctx, request: Request, params: dict, items: list)
 
 @route("GET", r"psaledger/(?P<type>[A-Za-z]{2})")
 async def psa_ledger(ctx: Ctx, request: Request, params: dict, items: list) -> Response:
-    query = parse_list_query(items, reject_limit=ctx.state.settings.ledger_rejects_limit)
+    query = parse_list_query(items, ctx.state.settings.ledger_paging)
     with ctx.state.lock:
         rows = ctx.state.ledger_rows(params["type"].upper(), query.equalities())
         result = apply_query(rows, query, transactions.LEDGER_COLUMNS)

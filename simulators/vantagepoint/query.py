@@ -59,25 +59,35 @@ def _positive_int(value: str, name: str) -> int:
     return number
 
 
-def parse_list_query(items: Iterable[tuple[str, str]], reject_limit: bool = False) -> ListQuery:
+# Per paging mode (settings.LEDGER_PAGING): the size parameters answered with a 500, and whether
+# page / offset / pageSize are honoured. One practitioner source says PSALedger and DataEntry
+# "reject the limit parameter with a 500 error and only accept q.maxrows".
+_REFUSED = {"documented": (), "pagesize": ("limit",), "maxrows": ("limit", "pagesize"), "unpaged": ("limit",)}
+_PAGES = {"documented": True, "pagesize": True, "maxrows": False, "unpaged": False}
+
+
+def parse_list_query(items: Iterable[tuple[str, str]], paging: str = "documented") -> ListQuery:
     query = ListQuery()
     hashes: dict[int, dict[str, str]] = {}
+    refused, pages = _REFUSED[paging], _PAGES[paging]
     for key, value in items:
         lowered = key.lower()
         match = _FILTER_KEY.match(key)
         if match:
             hashes.setdefault(int(match.group(1)), {})[match.group(2).lower()] = value
-        elif lowered == "limit":
-            if reject_limit:
-                # One practitioner source: PSALedger and DataEntry answer `limit` with a 500.
-                raise VPError("Object reference not set to an instance of an object.", status=500)
-            query.size = _positive_int(value, key)
-        elif lowered in ("pagesize", "q.maxrows", "$top"):
+        elif lowered in refused:
+            raise VPError("Object reference not set to an instance of an object.", status=500)
+        elif lowered in ("limit", "pagesize"):
+            if pages:
+                query.size = _positive_int(value, key)
+        elif lowered in ("q.maxrows", "$top"):
             query.size = _positive_int(value, key)
         elif lowered == "page":
-            query.page = _positive_int(value, key)
+            if pages:
+                query.page = _positive_int(value, key)
         elif lowered == "offset":
-            query.offset = _positive_int(value, key)
+            if pages:
+                query.offset = _positive_int(value, key)
         elif lowered == "fieldfilter":
             query.fields = [f.strip() for f in value.split(",") if f.strip()]
         elif lowered == "order":

@@ -14,6 +14,9 @@ from typing import Any
 from simulators.contractor import CONTRACTORS_BY_KEY, SUMMIT, Contractor
 from simulators.runtime import SimOptions
 
+LEDGER_PAGING = ("pagesize", "maxrows", "unpaged", "documented")
+INVOICE_PADDING = ("zero_pad", "as_given")
+
 
 @dataclass(frozen=True)
 class KeyFormats:
@@ -43,7 +46,14 @@ class TenantSettings:
     allow_password_grant: bool = True
     use_files_to_group_transactions: bool = True
     post_failure_http_400: bool = False  # PostTransFile: 200 + retList 0 (default) or 400
-    ledger_rejects_limit: bool = True  # PSALedger / DataEntry lists answer 500 to `limit`
+    # Which size parameters PSALedger / DataEntry lists honour (brief 5.1, [UNKNOWN] beyond one source):
+    # "pagesize" (default): `limit` 500s, pageSize / page / offset / q.maxrows work;
+    # "maxrows": `limit` and `pageSize` 500, q.maxrows caps the rows, page / offset are ignored;
+    # "unpaged": `limit` 500s, pageSize / page / offset are ignored (every row), q.maxrows caps;
+    # "documented": limit, pageSize, page, offset and q.maxrows all work (DPS 1.1 Pagination).
+    ledger_paging: str = "pagesize"
+    # Invoice numbers on save: "zero_pad" to RefnoLength (default) or "as_given" (stored as sent).
+    invoice_padding: str = "zero_pad"
     html_503: bool = True  # 503s come back as a proxy's HTML page, not JSON
     check_transdate_period: bool = True  # each document's TransDate must fall in an open period
     ap_allow_negative: bool = False
@@ -69,16 +79,25 @@ def settings_from_options(options: SimOptions) -> TenantSettings:
     client_id = _secret(rng, 32, "0123456789ABCDEF")
     client_secret = _secret(rng, 43)
     password = _secret(rng, 20)
-    formats = KeyFormats(**{k: v for k, v in (opts.get("key_formats") or {}).items()})
+    raw_formats = dict(opts.get("key_formats") or {})
+    if "refno_length" in opts:  # flat, so `sim up -o refno_length=10` can set it
+        raw_formats["refno_length"] = int(opts["refno_length"])
+    formats = KeyFormats(**raw_formats)
     simple = {
         k: opts[k]
         for k in (
             "token_ttl_seconds", "refresh_token_ttl_seconds", "rotate_refresh_tokens", "allow_password_grant",
-            "use_files_to_group_transactions", "post_failure_http_400", "ledger_rejects_limit", "html_503",
+            "use_files_to_group_transactions", "post_failure_http_400", "ledger_paging", "invoice_padding", "html_503",
             "check_transdate_period", "ap_allow_negative", "rate_limit_per_minute", "rate_limit_burst",
         )
         if k in opts
     }
+    if "ledger_paging" not in simple and "ledger_rejects_limit" in opts:  # the older switch
+        simple["ledger_paging"] = "pagesize" if opts["ledger_rejects_limit"] else "documented"
+    if simple.get("ledger_paging", "pagesize") not in LEDGER_PAGING:
+        raise ValueError(f"ledger_paging must be one of {', '.join(LEDGER_PAGING)}")
+    if simple.get("invoice_padding", "zero_pad") not in INVOICE_PADDING:
+        raise ValueError(f"invoice_padding must be one of {', '.join(INVOICE_PADDING)}")
     return TenantSettings(
         contractor=contractor,
         tenant=tenant,

@@ -108,7 +108,10 @@ def spec_for(prefix: str) -> TypeSpec:
 
 
 def _pad_invoice(state: TenantState, value: object) -> str:
+    """Invoice numbers as saved: zero-padded to RefnoLength, or as given (``invoice_padding``)."""
     text = str(value or "").strip()
+    if state.settings.invoice_padding == "as_given":
+        return text
     width = state.settings.key_formats.refno_length
     return text.rjust(width, "0") if text and len(text) < width else text
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 
 import httpx
 import pytest
@@ -53,8 +52,8 @@ class VPSim:
                             timeout=10)
 
     def period(self) -> int:
-        now = datetime.now(UTC)
-        return now.year * 100 + now.month
+        """The tenant's active period (the latest open one), as the simulator holds it."""
+        return int(self.raw().get("Settings/ActivePeriod").json()[0]["Period"])
 
 
 @pytest.fixture

@@ -5,7 +5,7 @@ with a real sync store (PostgreSQL), then read back from the ledger the way an a
 from __future__ import annotations
 
 from contextlib import closing
-from datetime import UTC, datetime
+from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
 
@@ -29,12 +29,13 @@ from posting.vantagepoint import (
 )
 from resources.vantagepoint import Period
 from resources.vault import Vault
+from tests.vantagepoint.days import CLOSED_DAY as CLOSED
+from tests.vantagepoint.days import OPEN_DAY
 
 TEMPLATE = Path(__file__).resolve().parents[2] / "mappings" / "connections" / "summit-mechanical.yaml"
-# The simulator keeps the 12 periods ending this month open: post into this month.
-DAY = datetime.now(UTC).date().replace(day=3)
+# A past day of an open period and one of a closed period, far from month ends (days.py).
+DAY, CLOSED_DAY = OPEN_DAY, CLOSED
 ST_DAY = f"{DAY.isoformat()}T00:00:00Z"
-CLOSED_DAY = DAY.replace(year=DAY.year - 1)  # 12 months back: closed
 DEN_HVC, DEN_PLM, BOU_HVC, SPR_HVC = "2026-DEN-HVC", "2026-DEN-PLM", "2026-BOU-HVC", "2026-SPR-HVC"
 
 
@@ -226,7 +227,7 @@ def test_posts_everything_once_where_an_accountant_expects_it(store, conn, adapt
         ("invoice", DEN_PLM): Decimal("-54.10"), ("bill", DEN_HVC): Decimal("285.00"),
         ("bill", SPR_HVC): Decimal("80.00"), ("payment", "*"): Decimal("424.60")}
     assert all(row.difference == 0 for row in reconcile(store, conn.name, DAY, adapter))
-    assert adapter.ledger_totals(DAY.replace(day=4)) == {}
+    assert adapter.ledger_totals(DAY + timedelta(days=1)) == {}
 
     # a second run posts nothing new: nothing to claim, not one request to the ERP
     requests = vp.stats()["requests"]

@@ -4,7 +4,6 @@ bodies of every shape turned into readable messages."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from decimal import Decimal
 
 import httpx
@@ -19,20 +18,20 @@ from resources.vantagepoint import (
     batch_id,
     error_text,
 )
+from tests.vantagepoint.days import OPEN_DAY as DAY
 
-TODAY = datetime.now(UTC).date()
 PROJECT = "2026-BOU-PLM"
 
 
 def _invoice(client: VantagepointClient, number: str) -> TransactionFile:
-    tf = TransactionFile("IN", batch_id("IN", number, "faults"), client.period_for(TODAY))
-    tf.add_invoice(number, PROJECT, TODAY, [InvoiceLine("40200", Decimal("125.25"))])
+    tf = TransactionFile("IN", batch_id("IN", number, "faults"), client.period_for(DAY))
+    tf.add_invoice(number, PROJECT, DAY, [InvoiceLine("40200", Decimal("125.25"))])
     return tf
 
 
 def _receipt(client: VantagepointClient, number: str) -> TransactionFile:
-    tf = TransactionFile("CR", batch_id("CR", number, "faults"), client.period_for(TODAY), default_bank="10100")
-    tf.add_receipt(f"R{number}", TODAY, [ReceiptLine(Decimal("125.25"), "12000", wbs1=PROJECT, invoice=number)])
+    tf = TransactionFile("CR", batch_id("CR", number, "faults"), client.period_for(DAY), default_bank="10100")
+    tf.add_receipt(f"R{number}", DAY, [ReceiptLine(Decimal("125.25"), "12000", wbs1=PROJECT, invoice=number)])
     return tf
 
 
@@ -53,7 +52,7 @@ def test_flaky_server_posts_every_document_exactly_once(make_vp):
     periods = client.list_periods()
     outcomes = []
     for number in numbers:
-        client.period_for(TODAY, periods)
+        client.period_for(DAY, periods)
         outcomes.append(client.submit(_invoice(client, number)).outcome)
         outcomes.append(client.submit(_receipt(client, number)).outcome)
     assert set(outcomes) <= {"posted", "already_posted"}
@@ -78,7 +77,11 @@ def test_lost_post_answer_is_found_again_by_batch_id(vp):
     assert len(_postings(vp)) == 1
 
 
-def test_lost_answers_retried_inside_one_submit(vp):
+@pytest.mark.parametrize("http_400", [False, True], ids=["retlist0", "http400"])
+def test_lost_answers_retried_inside_one_submit(make_vp, http_400):
+    """The post's resend is refused as already posted: with 200 + retList 0 or with an HTTP 400
+    (the reference leaves open which), submit finds the file in the ledger, never posts twice."""
+    vp = make_vp(post_failure_http_400=http_400)
     client = vp.client()
     vp.control("PUT", "faults", json={"drop_responses": [
         {"match": "DataEntry/inControl", "method": "POST", "count": 1, "status": 504},

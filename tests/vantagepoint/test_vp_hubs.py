@@ -12,6 +12,7 @@ import pytest
 from resources.http import ValidationError
 from resources.vantagepoint import VantagepointClient
 from simulators.contractor import SUMMIT, vantagepoint_org, vantagepoint_project
+from tests.vantagepoint.days import CLOSED_DAY, OPEN_DAY, period_of
 
 
 def test_seed_matches_the_contractor(vp):
@@ -125,12 +126,11 @@ def test_hubs_poll_by_moddate(vp):
 
 def test_period_for_refuses_closed_periods(vp):
     client = vp.client()
-    today = datetime.now(UTC).date()
-    assert client.period_for(today) == vp.period()
+    assert client.period_for(OPEN_DAY) == period_of(OPEN_DAY)
     with pytest.raises(ValidationError, match="closed"):
-        client.period_for(date(today.year - 1, today.month, 1))
+        client.period_for(CLOSED_DAY)
     with pytest.raises(ValidationError, match="no accounting period"):
-        client.period_for(date(today.year + 2, 1, 1))
+        client.period_for(date(OPEN_DAY.year + 3, 1, 1))
 
 
 def test_vision_autoposting_and_api_404(vp):

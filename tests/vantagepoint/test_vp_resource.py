@@ -19,7 +19,8 @@ def test_resource_reads_secrets_from_the_vault(vp, store, monkeypatch):
     resource = VantagepointResource(connection="summit-mechanical", base_url=vp.info["base_url"],
                                     database=vp.info["database"], rate_per_second=50)
     config = resource.model_dump()
-    assert set(config) == {"connection", "base_url", "database", "rate_per_second", "timeout_seconds"}
+    assert set(config) == {"connection", "base_url", "database", "rate_per_second", "timeout_seconds",
+                           "ledger_paging", "file_grouping"}
     assert not any(vp.info[k] in str(config) for k in ("client_secret", "password"))
     with resource.session() as client:
         assert len(client.list_organizations()) == 3

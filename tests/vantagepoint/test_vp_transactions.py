@@ -5,7 +5,7 @@ closed-period and badly referenced files refused with clear errors."""
 from __future__ import annotations
 
 import json
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
 import pytest
@@ -20,12 +20,13 @@ from resources.vantagepoint import (
     batch_id,
     parse_post_response,
 )
+from tests.vantagepoint.days import CLOSED_DAY, OPEN_DAY
 
-TODAY = datetime.now(UTC).date()
+DAY = OPEN_DAY  # a past day of an open period, far from month ends (tests/vantagepoint/days.py)
 PROJECT = "2026-DEN-HVC"
 
 
-def invoice_file(client, number: str, amount: str = "250.00", period: int | None = None, day: date = TODAY,
+def invoice_file(client, number: str, amount: str = "250.00", period: int | None = None, day: date = DAY,
                  batch: str | None = None) -> TransactionFile:
     tf = TransactionFile("IN", batch or batch_id("IN", number, "test"), period or client.period_for(day),
                          description=f"ST invoice {number}")
@@ -35,13 +36,14 @@ def invoice_file(client, number: str, amount: str = "250.00", period: int | None
 
 
 def receipt_file(client, ref: str, invoice: str, amount: str) -> TransactionFile:
-    tf = TransactionFile("CR", batch_id("CR", ref, "test"), client.period_for(TODAY), default_bank="10300")
-    tf.add_receipt(ref, TODAY, [ReceiptLine(Decimal(amount), "12000", wbs1=PROJECT, invoice=invoice)])
+    tf = TransactionFile("CR", batch_id("CR", ref, "test"), client.period_for(DAY), default_bank="10300")
+    tf.add_receipt(ref, DAY, [ReceiptLine(Decimal(amount), "12000", wbs1=PROJECT, invoice=invoice)])
     return tf
 
 
 def test_invoice_receipt_and_voucher_are_posted_and_in_the_ledger(vp):
     client = vp.client()
+    posting_started = datetime.now(UTC) - timedelta(seconds=1)
     posted = client.submit(invoice_file(client, "40017"))
     assert posted.outcome == "posted" and posted.post_seq
 
@@ -61,8 +63,8 @@ def test_invoice_receipt_and_voucher_are_posted_and_in_the_ledger(vp):
     assert balance[0]["Balance"] == 0 and balance[0]["OriginalAmt"] == 250
 
     vendor = client.find_firms_by_name("Ferguson Enterprises")[0]
-    ap = TransactionFile("AP", batch_id("AP", "bill-77", "test"), client.period_for(TODAY))
-    ap.add_voucher(vendor.Vendor, "FE-2231", TODAY, [VoucherLine("13000", Decimal("410.10")),
+    ap = TransactionFile("AP", batch_id("AP", "bill-77", "test"), client.period_for(DAY))
+    ap.add_voucher(vendor.Vendor, "FE-2231", DAY, [VoucherLine("13000", Decimal("410.10")),
                                                      VoucherLine("50000", Decimal("89.90"), wbs1=PROJECT)])
     voucher = client.submit(ap)
     assert voucher.outcome == "posted"
@@ -70,7 +72,7 @@ def test_invoice_receipt_and_voucher_are_posted_and_in_the_ledger(vp):
     assert sum(r.Amount for r in ap_rows) == 0  # debits and the implicit liability credit
     assert [(r.Account, r.Amount) for r in ap_rows if r.SubType == "A"] == [("20000", Decimal("-500.00"))]
 
-    window = client.ledger("IN", datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0), None)
+    window = client.ledger("IN", posting_started, None)
     assert {r.Batch for r in window} == {posted.batch}
     by_moddate = client.ledger("CR", window[0].PostDate, None, date_column="ModDate")
     assert {r.Batch for r in by_moddate} == {receipt.batch}
@@ -108,8 +110,8 @@ def test_vantagepoint_itself_would_accept_a_duplicate_invoice(vp):
 
 def test_unbalanced_files_are_refused(vp):
     client = vp.client()
-    je = TransactionFile("JE", "JEUNBAL1", client.period_for(TODAY))
-    je.add_journal_entry("JE1", TODAY, [JournalLine("60000", debit=Decimal("100.00")),
+    je = TransactionFile("JE", "JEUNBAL1", client.period_for(DAY))
+    je.add_journal_entry("JE1", DAY, [JournalLine("60000", debit=Decimal("100.00")),
                                         JournalLine("10100", credit=Decimal("90.00"))])
     with pytest.raises(ValidationError, match="out of balance: debits 100.00, credits 90.00"):
         client.submit(je)
@@ -124,15 +126,15 @@ def test_unbalanced_files_are_refused(vp):
     assert not result.posted and "out of balance" in result.message
     assert client.find_posted_invoice("70001") == []
 
-    balanced = TransactionFile("JE", "JEBAL1", client.period_for(TODAY))
-    balanced.add_journal_entry("JE2", TODAY, [JournalLine("60000", debit=Decimal("90.00"), wbs1=""),
+    balanced = TransactionFile("JE", "JEBAL1", client.period_for(DAY))
+    balanced.add_journal_entry("JE2", DAY, [JournalLine("60000", debit=Decimal("90.00"), wbs1=""),
                                               JournalLine("10100", credit=Decimal("90.00"))])
     assert client.submit(balanced).outcome == "posted"
 
 
 def test_closed_period_is_refused_with_a_clear_error(vp):
     client = vp.client()
-    old_day = date(TODAY.year - 1, TODAY.month, 15)
+    old_day = CLOSED_DAY
     old_period = old_day.year * 100 + old_day.month
     with pytest.raises(ValidationError, match=f"{old_period} is closed"):
         client.submit(invoice_file(client, "80001", period=old_period, day=old_day))
@@ -149,12 +151,12 @@ def test_references_and_lengths_are_checked(vp):
     client = vp.client()
     with pytest.raises(ValidationError, match="invoice 000000090001 has not been posted"):
         client.submit(receipt_file(client, "CHK-9", "90001", "10.00"))
-    overhead = TransactionFile("IN", "INOVERHEAD", client.period_for(TODAY))
-    overhead.add_invoice("90002", "OH-ADMIN", TODAY, [InvoiceLine("40100", Decimal("10.00"), wbs2="100")])
+    overhead = TransactionFile("IN", "INOVERHEAD", client.period_for(DAY))
+    overhead.add_invoice("90002", "OH-ADMIN", DAY, [InvoiceLine("40100", Decimal("10.00"), wbs2="100")])
     with pytest.raises(ValidationError, match="not a regular project"):
         client.submit(overhead)
-    wrong_account = TransactionFile("IN", "INWRONGACCT", client.period_for(TODAY))
-    wrong_account.add_invoice("90003", PROJECT, TODAY, [InvoiceLine("50000", Decimal("10.00"))])
+    wrong_account = TransactionFile("IN", "INWRONGACCT", client.period_for(DAY))
+    wrong_account.add_invoice("90003", PROJECT, DAY, [InvoiceLine("50000", Decimal("10.00"))])
     with pytest.raises(ValidationError, match="not a revenue account"):
         client.submit(wrong_account)
     long_batch = invoice_file(client, "90004", batch="B" * 33)
@@ -163,8 +165,8 @@ def test_references_and_lengths_are_checked(vp):
     raw = vp.raw()
     truncated = raw.post("DataEntry/inControl", json={"Batch": "B" * 33, "Period": vp.period(), "Total": 0})
     assert truncated.status_code == 400 and "column 'Batch'" in truncated.json()["message"]
-    unknown_vendor = TransactionFile("AP", "APUNKNOWN", client.period_for(TODAY))
-    unknown_vendor.add_voucher("999999", "X-1", TODAY, [VoucherLine("13000", Decimal("1.00"))])
+    unknown_vendor = TransactionFile("AP", "APUNKNOWN", client.period_for(DAY))
+    unknown_vendor.add_voucher("999999", "X-1", DAY, [VoucherLine("13000", Decimal("1.00"))])
     with pytest.raises(ValidationError, match="vendor 999999 does not exist"):
         client.submit(unknown_vendor)
 
@@ -181,11 +183,28 @@ def test_posted_files_cannot_be_changed(vp):
     assert not repost.posted and "already posted" in repost.message
 
 
-def test_post_failure_as_http_400_option(make_vp):
-    vp = make_vp(post_failure_http_400=True)
+@pytest.mark.parametrize("http_400", [False, True], ids=["retlist0", "http400"])
+def test_a_failed_post_reads_the_same_whichever_way_the_tenant_answers(make_vp, http_400):
+    """Whether PostTransFile answers a file it cannot post with 200 + retList 0 or an HTTP 400 is
+    not documented: both come back as 'not posted' with Vantagepoint's reason, and submit() then
+    raises one clear error (or finds the file posted by an earlier attempt)."""
+    vp = make_vp(post_failure_http_400=http_400)
     client = vp.client()
-    with pytest.raises(ValidationError, match="not found"):
-        client.post_files([("IN", "NOSUCHBATCH", vp.period())])
+    raw = vp.raw().put("DataEntry/PostTransFile", json={"parms": {"batch": "NOSUCHBATCH", "transtype": "IN",
+                                                                  "period": str(vp.period())}})
+    assert raw.status_code == (400 if http_400 else 200)
+    (result,) = client.post_files([("IN", "NOSUCHBATCH", vp.period())])
+    assert not result.posted and "not found" in result.message and result.batch == "NOSUCHBATCH"
+
+    tf = invoice_file(client, "40444", day=DAY)
+    client.create_file(tf)  # saved while the period is open; closed before the post
+    period = client.period_for(DAY)
+    vp.control("PUT", f"periods/{period}", json={"closed": True})
+    with pytest.raises(ValidationError, match=f"did not post IN file {tf.batch}.*closed"):
+        client.submit(tf)
+    vp.control("PUT", f"periods/{period}", json={"closed": False})
+    assert client.submit(tf).outcome == "posted"
+    assert client.submit(tf).outcome == "already_posted"
 
 
 def test_post_response_is_parsed_defensively():
@@ -205,7 +224,7 @@ def test_without_file_grouping_documents_are_created_through_the_master(make_vp)
     grouped = raw.post("DataEntry/inControl", json={"Batch": "G1", "Period": vp.period(), "Total": 0})
     assert grouped.status_code == 400 and "Use Files to Group Transactions is off" in grouped.json()["message"]
     created = raw.post("DataEntry/inMaster/INNonBatch00001|1234", json={
-        "WBS1": PROJECT, "TransDate": TODAY.isoformat(),
+        "WBS1": PROJECT, "TransDate": DAY.isoformat(),
         "inDetail": [{"Invoice": "1234", "PKey": "K1", "Account": "40100", "Amount": "75.10"}]})
     assert created.status_code == 201 and created.json()[0]["Invoice"] == "000000001234"
     posted = parse_post_response(raw.put("DataEntry/PostTransFile", json={"parms": {
