@@ -546,18 +546,25 @@ class SyncStore:
                 before_commit()
         return Record.from_row(row)
 
-    def due_retry_partitions(self, limit: int = 100, stranded_after: float = STRANDED_AFTER_SECONDS
-                             ) -> list[tuple[str, date]]:
+    def due_retry_partitions(self, limit: int = 100, stranded_after: float = STRANDED_AFTER_SECONDS,
+                             connections: Sequence[str] | None = None) -> list[tuple[str, date]]:
         """(connection, business day) pairs holding failed records whose backoff has passed, or
         pending records nobody has claimed for ``stranded_after`` seconds: their run stopped
         before posting them (a step failed when the database restarted, say) and nothing else
-        would ever request their day again."""
+        would ever request their day again. Fair across connections: the days are dealt round
+        robin (each connection's oldest first), so one connection with many due days never
+        crowds the others out of ``limit``. ``connections`` keeps only those (the active ones)."""
+        only = "" if connections is None else "AND connection = ANY(%(connections)s) "
         with self.transaction() as conn:
             rows = conn.execute(
-                "SELECT DISTINCT connection, business_date FROM records WHERE business_date IS NOT NULL AND ("
+                "SELECT connection, business_date FROM (SELECT connection, business_date, row_number() OVER "
+                "(PARTITION BY connection ORDER BY business_date) AS turn FROM (SELECT DISTINCT connection, "
+                "business_date FROM records WHERE business_date IS NOT NULL " + only + "AND ("
                 "(status = 'failed' AND next_attempt_at IS NOT NULL AND next_attempt_at <= now()) OR "
-                "(status = 'pending' AND updated_at < now() - make_interval(secs => %s) "
-                "AND (claimed_until IS NULL OR claimed_until < now()))) ORDER BY 1, 2 LIMIT %s", (stranded_after, limit),
+                "(status = 'pending' AND updated_at < now() - make_interval(secs => %(stranded)s) "
+                "AND (claimed_until IS NULL OR claimed_until < now())))) AS due) AS dealt "
+                "ORDER BY turn, connection LIMIT %(limit)s",
+                {"stranded": stranded_after, "limit": limit, "connections": list(connections or [])},
             ).fetchall()
         return [(r["connection"], r["business_date"]) for r in rows]
 
@@ -667,12 +674,17 @@ class SyncStore:
         return row["value"] if row else None
 
     def set_cursor(self, connection: str, name: str, value: str) -> None:
+        self.set_cursors(connection, {name: value})
+
+    def set_cursors(self, connection: str, values: dict[str, str]) -> None:
+        """Several of a connection's cursors at once: all move or none (one transaction)."""
         with self.transaction() as conn:
-            conn.execute(
-                "INSERT INTO cursors (connection, name, value, updated_at) VALUES (%s, %s, %s, now()) "
-                "ON CONFLICT (connection, name) DO UPDATE SET value = EXCLUDED.value, updated_at = now()",
-                (connection, name, value),
-            )
+            for name, value in values.items():
+                conn.execute(
+                    "INSERT INTO cursors (connection, name, value, updated_at) VALUES (%s, %s, %s, now()) "
+                    "ON CONFLICT (connection, name) DO UPDATE SET value = EXCLUDED.value, updated_at = now()",
+                    (connection, name, value),
+                )
 
     # --- secrets (ciphertext only; the vault encrypts) --------------------------------------
 

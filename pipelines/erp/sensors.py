@@ -17,9 +17,10 @@ def retry_failed_records_sensor(context: dg.SensorEvaluationContext, fieldledger
     from pipelines.servicetitan.sensors import queued_partitions
 
     waiting = queued_partitions(context.instance)
-    active = {c.name for c in _active_connections()}  # a paused connection is not retried until resumed
-    due = [(c, d) for c, d in fieldledger.store.due_retry_partitions()
-           if c in active and str(partition_key(c, d)) not in waiting]
+    active = sorted(c.name for c in _active_connections())  # a paused connection is not retried until resumed
+    # dealt round robin across the active connections: one with many due days cannot starve the others
+    due = [(c, d) for c, d in fieldledger.store.due_retry_partitions(connections=active)
+           if str(partition_key(c, d)) not in waiting]
     if not due:
         return dg.SkipReason("no failed records due for a retry on an active connection")
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")

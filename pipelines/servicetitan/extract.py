@@ -53,13 +53,15 @@ def by_ids(client, entity: str, ids: list[int]) -> list[dict]:
     return [api_shape(m) for m in ID_READERS[entity](client, ids)]
 
 
-def changed_days(client, store, connection: str, source_type: str, first_from: str, max_records: int = 20000
-                 ) -> set[date]:
+def changed_days(client, store, connection: str, source_type: str, first_from: str, max_records: int = 20000,
+                 tokens: dict[str, str] | None = None) -> set[date]:
     """Business days of the records changed since the stored export continuation token; the
     token advances page by page (so a crash re-reads at most one page). A row identical to the
     version already registered (a webhook run read it first; compared in the shape the extract
     stores) names no day: re-running that day would only hold the connection's run slot while
-    webhook runs wait behind it. Any difference still names the day."""
+    webhook runs wait behind it. Any difference still names the day. With ``tokens`` (cursor name
+    -> token) the read starts from and advances those instead of the stored ones: the caller (the
+    catch-up) commits them once the days they name have run requests."""
     from resources.servicetitan import STREAMS
     from resources.store import as_stored
 
@@ -67,7 +69,7 @@ def changed_days(client, store, connection: str, source_type: str, first_from: s
     stream = EXPORT_STREAMS[source_type]
     model = STREAMS[stream].model
     cursor = f"st_export_{stream}"
-    token = store.get_cursor(connection, cursor) or first_from
+    token = (tokens or {}).get(cursor) or store.get_cursor(connection, cursor) or first_from
     seen = 0
     for page in client.export_pages(stream, token):
         known = store.latest_sources(connection, source_type, [str(r.get("id")) for r in page.records])
@@ -78,7 +80,10 @@ def changed_days(client, store, connection: str, source_type: str, first_from: s
             value = row.get(DATE_FIELD[source_type]) or row.get("createdOn")
             if value:
                 days.add(date.fromisoformat(str(value)[:10]))
-        store.set_cursor(connection, cursor, page.continue_from)
+        if tokens is None:
+            store.set_cursor(connection, cursor, page.continue_from)
+        else:
+            tokens[cursor] = page.continue_from
         seen += len(page.records)
         if seen >= max_records:
             break
