@@ -20,6 +20,7 @@ from decimal import Decimal, InvalidOperation
 
 from mappings.canonical import Coding
 from mappings.connection import Connection, ConnectionFileError, load_connection
+from mappings.rules import line_amount
 from posting.adapter import ErpAdapter
 from resources.store import SyncStore
 
@@ -68,16 +69,23 @@ def from_store(store: SyncStore, connection: str) -> SourceRecords:
     return records
 
 
+def _decimal(raw: dict, field: str, source_type: str) -> Decimal:
+    """A stated amount; one it cannot read counts as 0.00 (and is logged): it then shows as a difference."""
+    value = raw.get(field)
+    try:
+        return Decimal(str(value)) if value not in (None, "") else ZERO
+    except InvalidOperation:
+        log.warning("%s %s: %s %r is not a number", source_type, raw.get("id"), field, value)
+        return ZERO
+
+
 def stated_total(source_type: str, raw: dict) -> Decimal:
-    """The document's total as ServiceTitan states it; an amount it cannot read counts as 0.00
-    (and is logged), which then shows as a difference."""
-    total = ZERO
-    for field in TOTAL_FIELDS[source_type]:
-        value = raw.get(field)
-        try:
-            total += Decimal(str(value)) if value not in (None, "") else ZERO
-        except InvalidOperation:
-            log.warning("%s %s: %s %r is not a number", source_type, raw.get("id"), field, value)
+    """The document's total as ServiceTitan states it. A bill that states no billAmount (the
+    field is nullable) counts its items as ServiceTitan gives them: quantity x cost to the cent."""
+    total = sum((_decimal(raw, field, source_type) for field in TOTAL_FIELDS[source_type]), ZERO)
+    if source_type == "bill" and raw.get("billAmount") in (None, ""):
+        total += sum((line_amount(_decimal(item, "quantity", source_type), _decimal(item, "cost", source_type))
+                      for item in raw.get("items") or []), ZERO)
     return total
 
 
