@@ -25,6 +25,7 @@ from pipelines.definitions import defs
 from pipelines.resources import FieldledgerResource
 from pipelines.servicetitan.schedules import catch_up_requests
 from pipelines.servicetitan.sensors import webhook_inbox_sensor
+from receiver.envelopes import entity_of
 from receiver.server import ThreadedReceiver
 from resources.acumatica import AcumaticaClient
 from resources.vault import Vault
@@ -161,15 +162,21 @@ def test_each_shape_and_mode_reaches_the_erp_once(stack, wired, shape, auth, hea
 
     rows = inbox(stack.store, after)
     assert len(rows) == len(delivered)  # each event once, its duplicate acknowledged and not stored again
-    run(sensor_requests())
+    requests = sensor_requests()
+    assert requests and all(r.tags["fieldledger/reason"] == "webhook" for r in requests)
+    run(requests)
     rows = inbox(stack.store, after)
-    assert {r["state"] for r in rows} <= {"processed", "ignored"}
-    assert all(r["detail"] == "run requested" for r in rows if r["state"] == "processed"), rows
-    run([r for r in catch_up_requests(resource(), datetime.now(UTC)) if CONNECTION in str(r.partition_key)])
+    invoice_rows = [r for r in rows if entity_of(r["event_type"]) == "invoice"]
+    assert len(invoice_rows) == sum(e["eventType"] == "invoice.created" for e in delivered)
+    assert all((r["state"], r["detail"]) == ("processed", "run requested") for r in invoice_rows), rows
+    hooked = invoice_numbers(sim, tenant, delivered)
+    refs = acumatica_refs(stack)
+    assert hooked and all(refs[n] == 1 for n in hooked), {n: refs[n] for n in hooked}  # by the webhook runs
 
+    run([r for r in catch_up_requests(resource(), datetime.now(UTC)) if CONNECTION in str(r.partition_key)])
     wanted = invoice_numbers(sim, tenant, delivered + dropped)
     refs = acumatica_refs(stack)
-    assert wanted and all(refs[n] == 1 for n in wanted), {n: refs[n] for n in wanted}
+    assert all(refs[n] == 1 for n in wanted), {n: refs[n] for n in wanted}
 
 
 def test_a_shape_nobody_parses_is_kept_and_caught_up(stack, wired):
