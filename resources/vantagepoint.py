@@ -945,8 +945,9 @@ class VantagepointClient:
 
     def invoice_forms(self, number: str) -> list[str]:
         """The forms an invoice number can be stored in: padded (ours, or a padding tenant's) and
-        as given (a tenant that keeps numbers as typed, e.g. entered by hand)."""
-        return list(dict.fromkeys([self.invoice_number(number), str(number).strip()]))
+        as given, with or without its leading zeros (a tenant that keeps numbers as typed)."""
+        text = str(number).strip()
+        return [form for form in dict.fromkeys([self.invoice_number(text), text, text.lstrip("0")]) if form]
 
     def period_for(self, day: date, periods: list[Period] | None = None) -> int:
         """The open accounting period (YYYYPP) holding ``day``; a clear error if it is closed or

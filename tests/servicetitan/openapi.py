@@ -1,19 +1,20 @@
 """Validate JSON against ServiceTitan's own OpenAPI documents (read from ../shared/reference, never
 copied): OpenAPI 3.x schemas become JSON Schema 2020-12 with ``nullable`` folded into ``type`` and
-``#/components/schemas/...`` references resolved inside each document."""
+``#/components/schemas/...`` references resolved inside each document. A missing document fails
+the test under CI (tests/reference_docs.py) and skips it elsewhere."""
 
 from __future__ import annotations
 
 import json
 from functools import cache
-from pathlib import Path
 
-import pytest
 from jsonschema import Draft202012Validator
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
-SPEC_DIR = Path(__file__).resolve().parents[2] / ".." / "shared" / "reference" / "servicetitan-openapi"
+from tests.reference_docs import REFERENCE_DIR, require_reference
+
+SPEC_DIR = REFERENCE_DIR / "servicetitan-openapi"
 
 
 def _fold_nullable(node):
@@ -33,10 +34,7 @@ def _fold_nullable(node):
 
 @cache
 def _document(name: str) -> tuple[str, Registry]:
-    path = SPEC_DIR / f"{name}-v2.json"
-    if not path.exists():
-        pytest.skip(f"ServiceTitan OpenAPI documents not found at {SPEC_DIR.resolve()} (../shared/reference); "
-                    "schema validation needs them")
+    path = require_reference(SPEC_DIR / f"{name}-v2.json", f"ServiceTitan's OpenAPI document {name}-v2.json")
     doc = _fold_nullable(json.loads(path.read_text()))
     uri = f"urn:servicetitan:{name}"
     registry = Registry().with_resource(uri, Resource.from_contents(doc, default_specification=DRAFT202012))

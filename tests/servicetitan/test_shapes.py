@@ -104,3 +104,17 @@ def test_the_schema_check_itself_catches_drift(st):
     assert check.is_valid(invoice)
     assert not check.is_valid({**invoice, "unexpectedField": 1})
     assert not check.is_valid({**invoice, "total": 12.5})
+
+
+def test_missing_documents_fail_under_ci_and_skip_elsewhere(monkeypatch, tmp_path):
+    """Schema conformance cannot pass in CI by checking nothing: without the reference documents
+    a CI run (env CI set) fails; a developer's run skips with the path it looked in."""
+    from tests.servicetitan import openapi
+
+    monkeypatch.setattr(openapi, "SPEC_DIR", tmp_path / "missing")
+    monkeypatch.setenv("CI", "true")
+    with pytest.raises(pytest.fail.Exception, match="accounting-v2.json not found"):
+        openapi._document.__wrapped__("accounting")
+    monkeypatch.delenv("CI")
+    with pytest.raises(pytest.skip.Exception, match="missing"):
+        openapi._document.__wrapped__("accounting")
