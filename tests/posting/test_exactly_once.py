@@ -133,13 +133,19 @@ def test_overlapping_runs_on_a_slow_erp_post_each_document_once(store, acumatica
     it posted, the second run re-claimed the same records and both posted them."""
     conn, vault = acu
     intake(store, conn, CUSTOMERS, (), INVOICES, PAYMENTS)
-    acumatica.faults("latency_ms=150")
-    lease = 1.0  # a few requests long: without renewal it lapses while run A posts
-    results: dict[str, list] = {"a": [], "b": []}
-    a = threading.Thread(target=lambda: results["a"].append(run_posting(store, conn, vault, "run-a", lease)))
+    acumatica.faults("latency_ms=400")
+    lease = 1.0  # a couple of requests long: without renewal it lapses while run A posts
+    worker_a = store.worker_id("run-a")
+    records_a = store.claim(conn.name, worker_a, limit=1000, lease_seconds=lease)  # run A claims first
+
+    def run_a():
+        with closing(open_adapter(conn, vault)) as adapter, store.heartbeat(worker_a, lease):
+            Poster(store, adapter, conn.name, "run-a").post(records_a)
+
+    a = threading.Thread(target=run_a)
     a.start()
     while a.is_alive():  # run B keeps starting while run A posts
-        results["b"].append(run_posting(store, conn, vault, "run-b", lease))
+        run_posting(store, conn, vault, "run-b", lease)
     a.join()
     acumatica.faults("none")
     invoices, payments, _ = read_back(acumatica)
