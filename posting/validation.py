@@ -28,3 +28,9 @@ def coding_problems(source_type: str, document: dict, ref: ReferenceData, dimens
 
 def describe(problems: list[str], erp_kind: str) -> str:
     return f"{', '.join(problems)} not open or not found in {erp_kind}"
+
+
+def closed_period_message(record: str, day, period: str, erp: str, fix: str) -> str:
+    """The error of a document dated in a closed financial period (class erp_validation, checked
+    before posting): which record, which period holds its date, and what to do."""
+    return f"{record}: financial period {period} (holding {day}) is closed in {erp}: {fix}; nothing was posted"

@@ -1,8 +1,10 @@
 """Acumatica contract-based REST client (Default endpoint) over the shared HTTP layer, and its
 Dagster resource.
 
-One OAuth password-grant token per client = one API-user seat, refreshed before expiry and
-released at close() (logout with the bearer token). The endpoint version comes from the
+One OAuth password-grant session per API user per process (SharedSessions: every client of the
+same user shares it) = one API-user seat, refreshed before expiry, signed in again after Acumatica
+ended it (a 401 is answered before anything is done, so the request is resent once), and released
+when the last client closes (logout with the bearer token). The endpoint version comes from the
 connection and is checked once against ``GET /entity``. Value objects are wrapped and unwrapped
 in one place (``wrap_values`` / ``unwrap_values``); OData literals in one place (``odata_string``).
 Not for mapping or posting rules: those live in mappings/ and the sink assets.
@@ -10,6 +12,7 @@ Not for mapping or posting rules: those live in mappings/ and the sink assets.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import threading
 import time
@@ -18,6 +21,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any, ClassVar
 from urllib.parse import quote, urljoin
+from zoneinfo import ZoneInfo
 
 import httpx
 from pydantic import BaseModel, ConfigDict
@@ -318,6 +322,41 @@ class OAuthPasswordAuth:
             return token
 
 
+class SharedSessions:
+    """One Acumatica session per API user per process: every client of the same instance, connected
+    application and user (all workers and threads of a run) signs in through one OAuthPasswordAuth.
+    A second sign-in of the same user would cost a second API-user seat, and where the user's
+    concurrent-login limit is 1 it signs the first session out (every request on it then answers
+    401 and re-signs in, evicting the other: churn). The last client to close signs out."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._entries: dict[tuple, list] = {}  # key -> [auth, identity http client, users]
+
+    def acquire(self, key: tuple, build) -> OAuthPasswordAuth:
+        with self._lock:
+            entry = self._entries.get(key)
+            if entry is None:
+                entry = self._entries[key] = [*build(), 0]
+            entry[2] += 1
+            return entry[0]
+
+    def release(self, key: tuple) -> tuple[OAuthPasswordAuth, HttpClient] | None:
+        """Drop one user of the session; the auth and its HTTP client when that was the last."""
+        with self._lock:
+            entry = self._entries.get(key)
+            if entry is None:
+                return None
+            entry[2] -= 1
+            if entry[2] > 0:
+                return None
+            del self._entries[key]
+            return entry[0], entry[1]
+
+
+SESSIONS = SharedSessions()
+
+
 PASSWORD_GRANT_HELP = (
     "Acumatica refused the resource-owner password grant for this connected application (unauthorized_client). "
     "fieldledger signs in as an API user with that grant, so the connected application must allow it")
@@ -347,7 +386,8 @@ class AcumaticaClient:
                  password: str, endpoint: str = "Default", version: str = "24.200.001", max_concurrency: int = 3,
                  rate_per_minute: float | None = None, timeout: float = 120.0, retry: RetryPolicy | None = None,
                  seat_wait_seconds: float = 660.0, seat_retry_seconds: float = 15.0, poll_interval: float = 1.0,
-                 action_timeout: float = 600.0, transport: httpx.BaseTransport | None = None, sleep=time.sleep):
+                 action_timeout: float = 600.0, transport: httpx.BaseTransport | None = None, sleep=time.sleep,
+                 share_session: bool = True, time_zone: str = "UTC"):
         if "@" not in client_id:
             raise ValueError("The Acumatica client id must have the form <GUID>@<Tenant> (Connected Applications, "
                              "SM303010)")
@@ -362,11 +402,27 @@ class AcumaticaClient:
         self.action_timeout = action_timeout
         self._sleep = sleep
         retry = retry or RetryPolicy(max_attempts=10, base_delay=0.5, max_delay=30.0)
-        self._identity = HttpClient(SYSTEM, self.base_url, timeout=timeout, retry=retry, classify=_classify_identity,
-                                    transport=transport, sleep=sleep)
-        self.auth = OAuthPasswordAuth(self._identity, client_id, client_secret, username, password,
-                                      seat_wait_seconds=seat_wait_seconds, seat_retry_seconds=seat_retry_seconds,
-                                      sleep=sleep)
+        self.zone = ZoneInfo(time_zone)  # the API user's: dates are its calendar days (day filters)
+
+        def identity() -> HttpClient:
+            return HttpClient(SYSTEM, self.base_url, timeout=timeout, retry=retry, classify=_classify_identity,
+                              transport=transport, sleep=sleep)
+
+        def build() -> tuple[OAuthPasswordAuth, HttpClient]:
+            http = identity()
+            return OAuthPasswordAuth(http, client_id, client_secret, username, password,
+                                     seat_wait_seconds=seat_wait_seconds, seat_retry_seconds=seat_retry_seconds,
+                                     sleep=sleep), http
+
+        # a test's private transport cannot be shared; everything else signs in once per process
+        self._session_key = None
+        if share_session and transport is None:
+            digest = hashlib.sha256(f"{client_secret}\0{password}".encode()).hexdigest()
+            self._session_key = (self.base_url.casefold(), client_id, username.casefold(), digest)
+            self.auth = SESSIONS.acquire(self._session_key, build)
+            self._identity = identity()
+        else:
+            self.auth, self._identity = build()
         limiter = None
         if rate_per_minute:
             limiter = RateLimiter.shared(f"{SYSTEM}:{self.base_url}:{client_id}", rate_per_minute / 60.0,
@@ -392,17 +448,22 @@ class AcumaticaClient:
         if self._closed:
             return
         self._closed = True
-        token = self.auth.forget()
+        owned: tuple[OAuthPasswordAuth, HttpClient] | None = (self.auth, self._identity)
+        if self._session_key is not None:
+            owned = SESSIONS.release(self._session_key)  # None: other clients still use the session
+            self._identity.close()
         try:
+            token = owned[0].forget() if owned else None
             if token:
                 # one quick attempt: if the instance is unreachable the seat expires on its own
-                self._identity.post("/entity/auth/logout", headers={"Authorization": f"Bearer {token}"},
-                                    use_auth=False, content=b"", timeout=5.0, attempts=1)
+                owned[1].post("/entity/auth/logout", headers={"Authorization": f"Bearer {token}"},
+                              use_auth=False, content=b"", timeout=5.0, attempts=1)
         except RemoteError:
             pass  # the seat frees itself after 10 idle minutes; nothing else to do here
         finally:
             self.http.close()
-            self._identity.close()
+            if owned:
+                owned[1].close()
 
     def served_endpoints(self) -> list[tuple[str, str]]:
         """(name, version) pairs from GET /entity (anonymous; both answer shapes handled)."""
@@ -601,8 +662,9 @@ class AcumaticaResource(VaultClientResource):
     version: str = "24.200.001"
     max_concurrency: int = 3
     rate_per_minute: float | None = None
+    time_zone: str = "UTC"
 
     def build_client(self, secrets: dict[str, str]) -> AcumaticaClient:
         return AcumaticaClient(self.base_url, self.tenant, endpoint=self.endpoint, version=self.version,
                                max_concurrency=self.max_concurrency, rate_per_minute=self.rate_per_minute,
-                               **secrets)
+                               time_zone=self.time_zone, **secrets)

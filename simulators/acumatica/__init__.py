@@ -5,7 +5,11 @@ contractor (key in simulators.contractor, default CASCADE), versions (served end
 default 24.200.001 and 23.200.001), tier (see license.py: trial / small / large; default small)
 and seats / concurrency / per_minute / queue_size overrides, idle_timeout_seconds (600),
 token_lifetime_seconds (3600), seat_limit_status (500), release_seconds (simulated seconds a
-release takes, 1.0; 0 = synchronous 204), password_grant (on; off = the connected application does not
+release takes, 1.0; 0 = synchronous 204), max_logins_per_user (1; a further sign-in of the
+same user ends its oldest session; 0 = unlimited), per_user_limit_oauth (off: OAuth grants are not
+counted per user), time_zone or acumatica_time_zone (the API user's time zone, an IANA name, default
+UTC: date-times answered with its offset, dates are its calendar days), open_periods_months (24:
+financial periods before the last 24 months are closed; see periods.py), password_grant (on; off = the connected application does not
 allow the resource-owner password grant, also switchable at PUT /_sim/password_grant), plus the write-rule switches listed in rules.py.
 """
 
@@ -39,6 +43,11 @@ def credentials_for(seed: int, tenant: str) -> dict[str, str]:
             "password": password}
 
 
+def flag(value) -> bool:
+    """An on/off option as `sim up -o` parses it (booleans) or as text."""
+    return value is True or str(value).strip().lower() in ("1", "true", "on", "yes")
+
+
 def build(options: SimOptions) -> Simulator:
     opts = dict(options.options)
     contractor = CONTRACTORS_BY_KEY[opts["contractor"]] if opts.get("contractor") else CASCADE
@@ -56,13 +65,16 @@ def build(options: SimOptions) -> Simulator:
         profile = replace(profile, latency_ms=profile.latency_ms + options.latency_ms)
     faults = FaultState(profile, seed=options.seed)
     seats = SeatTable(tier.seats, clock, idle_timeout=float(opts.get("idle_timeout_seconds", 600.0)),
-                      token_lifetime=float(opts.get("token_lifetime_seconds", 3600.0)))
+                      token_lifetime=float(opts.get("token_lifetime_seconds", 3600.0)),
+                      max_logins_per_user=int(opts.get("max_logins_per_user", 1)),
+                      evict_oauth=flag(opts.get("per_user_limit_oauth", False)))
     seats.revoke_after = profile.token_revoke_after_seconds
     instance = Instance(
         tenant=Tenant(contractor, options.seed), tenant_name=tenant_name,
         credentials=credentials_for(options.seed, tenant_name), versions=list(versions), clock=clock,
         seats=seats, gate=RequestGate(tier, clock), faults=faults, settings=opts,
     )
+    instance.tenant.seed_calendar(clock.now(), instance.zone, int(opts.get("open_periods_months", 24)))
     if saved is not None:
         persist.restore(instance, saved.state)
     app = create_app(instance)

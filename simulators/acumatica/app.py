@@ -13,6 +13,7 @@ from collections import Counter
 from decimal import Decimal
 from typing import Any
 from urllib.parse import parse_qs
+from zoneinfo import ZoneInfo
 
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -21,6 +22,8 @@ from starlette.routing import Route
 
 from simulators.acumatica.license import Declined, RequestGate
 from simulators.acumatica.odata import FilterError
+from simulators.acumatica.openapi import ad_hoc_schema, openapi_document
+from simulators.acumatica.periods import MODULE_FLAGS, find_period
 from simulators.acumatica.rules import ApiError, Invalid, Rules, not_found, px_error
 from simulators.acumatica.schema import ENTITIES, WireError, unwrap_entity
 from simulators.acumatica.sessions import SeatLimit, SeatTable, Session
@@ -72,7 +75,8 @@ class Instance:
         self.gate = gate
         self.faults = faults
         self.settings = settings
-        self.rules = Rules(tenant, clock.now, settings)
+        self.zone = ZoneInfo(str(settings.get("acumatica_time_zone") or settings.get("time_zone") or "UTC"))
+        self.rules = Rules(tenant, clock.now, settings, zone=self.zone)
         # the connected application's flows (SM303010): off = "Resource Owner Password Credentials" not allowed
         self.allow_password_grant = str(settings.get("password_grant", "on")).lower() not in ("off", "false", "0")
         self.status_counts: Counter[int] = Counter()
@@ -85,6 +89,12 @@ class Instance:
         body = {"message": "An error has occurred.", "exceptionMessage": "API Login Limit",
                 "exceptionType": "PX.Data.PXException", "stackTrace": None}
         return JsonResponse(body, status_code=status)
+
+    def zone_token(self) -> str:
+        """The Locale cookie's TimeZone: 'GMTM0700A' (GMT minus 7 h) as observed; 'E' east of GMT."""
+        offset = int(self.clock.now().astimezone(self.zone).utcoffset().total_seconds() // 60)
+        side = "E" if offset >= 0 else "M"
+        return f"GMT{side}{abs(offset) // 60:02d}{abs(offset) % 60:02d}{'U' if offset == 0 else 'A'}"
 
     def authenticate(self, request: Request) -> Session | None:
         auth = request.headers.get("authorization", "")
@@ -212,7 +222,7 @@ class Instance:
         resp.set_cookie(".ASPXAUTH", uuid.uuid4().hex.upper() * 2, path="/", httponly=True)
         resp.set_cookie("ASP.NET_SessionId", session.id, path="/", httponly=True)
         resp.set_cookie("CompanyID", self.tenant_name, path="/")
-        resp.set_cookie("Locale", "Culture=en-US&TimeZone=GMTE0000U", path="/")
+        resp.set_cookie("Locale", f"Culture=en-US&TimeZone={self.zone_token()}", path="/")
         resp.set_cookie("UserBranch", "1", path="/")
         return resp
 
@@ -237,6 +247,10 @@ class Instance:
         parts = [p for p in request.path_params["rest"].split("/") if p]
         if not parts:
             return routing_404(str(request.url))
+        if parts == ["swagger.json"] and request.method == "GET":
+            if self.authenticate(request) is None:
+                return JsonResponse(NOT_LOGGED_IN, status_code=401)
+            return JsonResponse(openapi_document(version, str(request.base_url).rstrip("/")))
         entity = next((name for name in ENTITIES if name.casefold() == parts[0].casefold()), None)
         if entity is None:
             return routing_404(str(request.url))
@@ -253,6 +267,8 @@ class Instance:
                     return await self.put(request, entity, base)
                 return JsonResponse({"message": "The requested resource does not support http method "
                                                 f"'{method}'."}, status_code=405)
+            if method == "GET" and len(parts) == 2 and parts[1] == "$adHocSchema":
+                return JsonResponse(ad_hoc_schema(ENTITIES[entity], base))
             if method == "POST" and len(parts) == 2:
                 return await self.invoke_action(request, entity, parts[1], base)
             if method == "GET" and len(parts) == 4 and parts[2].casefold() == "status":
@@ -272,7 +288,7 @@ class Instance:
         if expand_all and edef is not None:
             expand += list(edef.details)
         select = parse_list(request.query_params.get("$select")) or None
-        return Renderer(base, f"{base}/files", expand, select)
+        return Renderer(base, f"{base}/files", expand, select, self.zone)
 
     def _locate(self, entity: str, keys: list[str]) -> dict:
         rec = None
@@ -324,7 +340,8 @@ class Instance:
             body = await self._json_body(request)
             if entity == "CompaniesStructure":
                 return JsonResponse(self._companies(request, base))
-            data = unwrap_entity(edef, body, "entity", bool(self.settings.get("reject_unknown_fields", True)))
+            data = unwrap_entity(edef, body, "entity", bool(self.settings.get("reject_unknown_fields", True)),
+                                 self.zone)
         except WireError as exc:
             return bad_request(exc.key, str(exc))
         try:
@@ -348,7 +365,7 @@ class Instance:
             wire_entity = next((v for k, v in body.items() if k.casefold() == "entity"), None)
             if wire_entity is None:
                 raise WireError("invocation.entity", "The 'entity' of the action invocation is missing.")
-            data = unwrap_entity(edef, wire_entity, "invocation.entity", strict_unknown=False)
+            data = unwrap_entity(edef, wire_entity, "invocation.entity", strict_unknown=False, zone=self.zone)
         except WireError as exc:
             return bad_request(exc.key, str(exc))
         if data.get("id"):
@@ -463,6 +480,23 @@ class Instance:
         self.allow_password_grant = bool(body.get("enabled", True))
         return JsonResponse({"enabled": self.allow_password_grant})
 
+    async def sim_period(self, request: Request) -> Response:
+        """A person closes or reopens a financial period: {"period": "112026", "status": "Open",
+        "AR": true, "AP": false} (MMYYYY; module flags and status each optional)."""
+        body = json.loads(await request.body() or b"{}")
+        with self.tenant.lock:
+            row = find_period(self.tenant.records["FinancialPeriod"], str(body.get("period", "")))
+            if row is None:
+                return JsonResponse({"error": f"no financial period {body.get('period')!r}"}, status_code=404)
+            if body.get("status"):
+                row["Status"] = str(body["status"])
+            for module, flag in MODULE_FLAGS.items():
+                if module in body:
+                    row[flag] = bool(body[module])
+            year = next(y for y in self.tenant.records["FinancialPeriod"].values() if row in y["Details"])
+            year["LastModifiedDateTime"] = self.clock.now()
+        return JsonResponse({k: row[k] for k in ("FinancialPeriodID", "Status", *MODULE_FLAGS.values())})
+
     async def sim_clock(self, request: Request) -> Response:
         body = json.loads(await request.body() or b"{}")
         self.clock.advance(float(body.get("advance_seconds", 0)))
@@ -544,6 +578,7 @@ def create_app(instance: Instance) -> Any:
         Route("/_sim/seats", instance.sim_seats, methods=["GET"]),
         Route("/_sim/clock", instance.sim_clock, methods=["POST"]),
         Route("/_sim/password_grant", instance.sim_password_grant, methods=["PUT"]),
+        Route("/_sim/period", instance.sim_period, methods=["PUT"]),
         Route("/_sim/void", instance.sim_void, methods=["POST"]),
         Route("/_sim/delete", instance.sim_delete, methods=["POST"]),
     ]

@@ -16,11 +16,12 @@ from __future__ import annotations
 import copy
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
-from simulators.acumatica.schema import ENTITIES, EntityDef
+from simulators.acumatica.periods import period_id, refusal
+from simulators.acumatica.schema import ENTITIES, EntityDef, local_midnight
 from simulators.acumatica.store import DOC_TYPES, OPEN_STATUSES, Tenant, normalize_type
 
 CENT = Decimal("0.01")
@@ -92,6 +93,10 @@ class Rules:
     now: Any  # () -> datetime
     settings: dict = field(default_factory=dict)
     operations: dict[str, Operation] = field(default_factory=dict)
+    zone: Any = UTC  # the API user's time zone: "today" and a date's period are its calendar days
+
+    def today(self) -> datetime:
+        return local_midnight(self.now().astimezone(self.zone).date(), self.zone)
 
     def setting(self, name: str, default: Any) -> Any:
         return self.settings.get(name, default)
@@ -135,6 +140,8 @@ class Rules:
                     self._merge(edef, candidate, data)
                     raise Invalid(edef, candidate, errors)
             self._merge(edef, candidate, data)
+            if existing is not None and entity in DOC_TYPES:
+                self._recalculate(edef, candidate, data)
             getattr(self, f"_prepare_{entity.lower()}", self._prepare_generic)(edef, candidate, errors, existing)
             self._check_lengths(edef, candidate, errors)
             if errors:
@@ -183,6 +190,28 @@ class Rules:
                         rows.append(match)
                     self._merge(edef.details[name], match, row)
 
+    @staticmethod
+    def _recalculate(edef: EntityDef, record: dict, data: dict) -> None:
+        """An update that does not send a computed amount gets it recomputed, as the graph does:
+        the header Amount when it is not sent, and on each line sent without Amount its Amount
+        (and the extended amount, unless sent, when quantity or unit price changed)."""
+        if "Amount" in edef.fields and "Amount" not in data:
+            record["Amount"] = None
+        for dname, ddef in edef.details.items():
+            price = next((f for f in ("UnitPrice", "UnitCost") if f in ddef.fields), None)
+            extended = next((f for f in ("ExtendedPrice", "ExtendedCost") if f in ddef.fields), None)
+            if price is None or extended is None:
+                continue
+            sent = {row.get("id"): row for row in data.get(dname) or [] if row.get("id")}
+            for row in record.get(dname) or []:
+                given = sent.get(row.get("id"))
+                if given is None:
+                    continue
+                if "Amount" not in given:
+                    row["Amount"] = None
+                if extended not in given and ("Qty" in given or price in given):
+                    row[extended] = None
+
     def _check_lengths(self, edef: EntityDef, record: dict, errors: dict) -> None:
         for fname, limit in self.limits(edef.name).items():
             v = record.get(fname)
@@ -229,11 +258,11 @@ class Rules:
             errors["Type"] = f"'{rec.get('Type')}' is not a valid value for 'Type'."
         else:
             rec["Type"] = label
-        today = self.now().replace(hour=0, minute=0, second=0, microsecond=0)
+        today = self.today()
         if rec.get("Date") is None and "Date" in ENTITIES[entity].fields:
             rec["Date"] = today
         if "PostPeriod" in ENTITIES[entity].fields and rec.get("Date") and not rec.get("PostPeriod"):
-            rec["PostPeriod"] = rec["Date"].strftime("%m%Y")
+            rec["PostPeriod"] = period_id(rec["Date"].astimezone(self.zone).date())
         if "DueDate" in ENTITIES[entity].fields and rec.get("DueDate") is None and rec.get("Date"):
             rec["DueDate"] = rec["Date"] + timedelta(days=30)
         if rec.get("Hold") is None:
@@ -241,6 +270,22 @@ class Rules:
         rec["Status"] = "On Hold" if rec["Hold"] else "Balanced"
         if "CurrencyID" in ENTITIES[entity].fields:
             rec.setdefault("CurrencyID", "USD")
+
+    def _check_period(self, entity: str, rec: dict, errors: dict) -> None:
+        """A document dated in a financial period closed for its module is refused (periods.py)."""
+        if rec.get("Status") not in OPEN_STATUSES:
+            return
+        where = "PostPeriod" if "PostPeriod" in ENTITIES[entity].fields else "ApplicationDate"
+        day = rec.get("Date") if where == "PostPeriod" else rec.get("ApplicationDate")
+        pid = rec.get("PostPeriod") if where == "PostPeriod" else None
+        if not pid and day is not None:
+            pid = period_id(day.astimezone(self.zone).date())
+        if not pid:
+            return
+        company = self.tenant.contractor.key.split("-")[0].upper()
+        why = refusal(self.tenant.records["FinancialPeriod"], pid, "AP" if entity == "Bill" else "AR", company)
+        if why and where not in errors:
+            errors[where] = why
 
     def _lines(self, ddef: EntityDef, rows: list[dict], errors: dict, dname: str, price: str, extended: str,
                default_branch: str | None) -> Decimal:
@@ -321,6 +366,7 @@ class Rules:
             errors["LinkARAccount"] = "'AR Account' cannot be found in the system."
         rec.setdefault("LocationID", "MAIN")
         rec.setdefault("Terms", "30D")
+        self._check_period("Invoice", rec, errors)
         lines = self._lines(INVOICE_DETAIL, rec.get("Details") or [], errors, "Details", "UnitPrice",
                             "ExtendedPrice", rec.get("LinkBranch"))
         self._control_total(rec, lines + self._taxes(rec, errors), errors)
@@ -342,6 +388,7 @@ class Rules:
             errors["VendorRef"] = "'Vendor Ref.' cannot be empty."
         rec.setdefault("LocationID", "MAIN")
         rec.setdefault("Terms", "30D")
+        self._check_period("Bill", rec, errors)
         lines = self._lines(BILL_DETAIL, rec.get("Details") or [], errors, "Details", "UnitCost", "ExtendedCost",
                             rec.get("BranchID"))
         self._control_total(rec, lines + self._taxes(rec, errors), errors)
@@ -361,7 +408,8 @@ class Rules:
         t = self.tenant
         self._doc_header("Payment", rec, errors)
         if rec.get("ApplicationDate") is None:
-            rec["ApplicationDate"] = self.now().replace(hour=0, minute=0, second=0, microsecond=0)
+            rec["ApplicationDate"] = self.today()
+        self._check_period("Payment", rec, errors)
         customer = rec.get("CustomerID")
         if not customer:
             errors["CustomerID"] = "'Customer' cannot be empty."

@@ -1,5 +1,5 @@
-"""The Acumatica entities the simulator serves (a subset of the Default 24.200.001 contract: names
-and value types as in the OpenAPI document) and the value-object wire format: every field is
+"""The Acumatica entities the simulator serves, with every field of their Default 24.200.001 contract
+(names and value kinds in contract.py, written once from the public OpenAPI document) and the value-object wire format: every field is
 ``{"value": ...}`` both ways, null is ``{}``; system fields ``id``/``rowNumber``/``note``/``custom``/
 ``_links`` are not wrapped. Records are held internally as plain Python values (Decimal money,
 aware datetimes)."""
@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, tzinfo
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-S, D, B, I, DT, G = "string", "decimal", "boolean", "int", "datetime", "guid"  # noqa: E741
+from simulators.acumatica.contract import TYPES
+
+S, D, B, I, DT, G = "S", "D", "B", "I", "DT", "G"  # noqa: E741  (contract.py kind codes)
 
 
 @dataclass(frozen=True)
@@ -39,152 +41,63 @@ DISPLAY_NAMES = {
     "AccountCD": "Account", "SubaccountCD": "Subaccount",
 }
 
-ADDRESS = EntityDef("Address", {
-    "AddressLine1": S, "AddressLine2": S, "City": S, "Country": S, "PostalCode": S, "State": S,
-})
-CONTACT = EntityDef(
-    "Contact",
-    {"DisplayName": S, "CompanyName": S, "Email": S, "Phone1": S, "FirstName": S, "LastName": S,
-     "Attention": S},
-    linked={"Address": ADDRESS},
-)
-
-CUSTOMER = EntityDef(
-    "Customer",
-    {"AccountRef": S, "BAccountID": I, "CreatedDateTime": DT, "CreditLimit": D, "CurrencyID": S,
-     "CustomerClass": S, "CustomerID": S, "CustomerName": S, "Email": S, "LastModifiedDateTime": DT,
-     "NoteID": G, "Status": S, "TaxZone": S, "Terms": S},
-    keys=("CustomerID",),
-    linked={"MainContact": CONTACT},
-    files_view="PX.Objects.AR.CustomerMaint/BAccount",
-    read_only=("BAccountID", "CreatedDateTime", "LastModifiedDateTime", "NoteID"),
-)
-
-VENDOR = EntityDef(
-    "Vendor",
-    {"AccountRef": S, "APAccount": S, "APSubaccount": S, "CashAccount": S, "CreatedDateTime": DT,
-     "CurrencyID": S, "LastModifiedDateTime": DT, "LegalName": S, "PaymentMethod": S, "Status": S,
-     "TaxZone": S, "Terms": S, "VendorClass": S, "VendorID": S, "VendorName": S},
-    keys=("VendorID",),
-    linked={"MainContact": CONTACT},
-    files_view="PX.Objects.AP.VendorMaint/BAccount",
-    read_only=("CreatedDateTime", "LastModifiedDateTime"),
-)
-
-INVOICE_DETAIL = EntityDef("InvoiceDetail", {
-    "Account": S, "Amount": D, "Branch": S, "DiscountAmount": D, "ExtendedPrice": D, "InventoryID": S,
-    "LastModifiedDateTime": DT, "LineNbr": I, "Qty": D, "Subaccount": S, "TaxCategory": S,
-    "TransactionDescription": S, "UnitPrice": D, "UOM": S,
-}, files_view="PX.Objects.AR.ARInvoiceEntry/Transactions")
-TAX_DETAIL = EntityDef("InvoiceTaxDetail", {"TaxableAmount": D, "TaxAmount": D, "TaxID": S, "TaxRate": D})
-INVOICE_APPLICATION = EntityDef("InvoiceApplicationsDefault", {
-    "AmountPaid": D, "Balance": D, "DocType": S, "PaymentDate": DT, "ReferenceNbr": S, "Status": S,
-})
-
-INVOICE = EntityDef(
-    "Invoice",
-    {"Amount": D, "Balance": D, "CreatedDateTime": DT, "Customer": S, "CustomerOrder": S, "Date": DT,
-     "Description": S, "DueDate": DT, "Hold": B, "IsTaxValid": B, "LastModifiedDateTime": DT,
-     "LinkARAccount": S, "LinkBranch": S, "LocationID": S, "PostPeriod": S, "Project": S,
-     "ReferenceNbr": S, "Status": S, "TaxTotal": D, "Terms": S, "Type": S},
-    keys=("Type", "ReferenceNbr"),
-    details={"Details": INVOICE_DETAIL, "TaxDetails": TAX_DETAIL, "ApplicationsDefault": INVOICE_APPLICATION},
-    files_view="PX.Objects.AR.ARInvoiceEntry/Document",
-    actions=("ReleaseInvoice",),
-    read_only=("Balance", "CreatedDateTime", "LastModifiedDateTime", "Status"),
-)
-
-PAYMENT_DETAIL = EntityDef("PaymentDetail", {
-    "AmountPaid": D, "CustomerOrder": S, "Description": S, "DocLineNbr": I, "DocType": S, "ReferenceNbr": S,
-}, files_view="PX.Objects.AR.ARPaymentEntry/Adjustments")
-
-PAYMENT = EntityDef(
-    "Payment",
-    {"ApplicationDate": DT, "AppliedToDocuments": D, "AvailableBalance": D, "Branch": S, "BranchID": S,
-     "CashAccount": S, "CurrencyID": S, "CustomerID": S, "Description": S, "ExternalRef": S, "Hold": B,
-     "LastModifiedDateTime": DT, "NoteID": G, "PaymentAmount": D, "PaymentMethod": S, "PaymentRef": S,
-     "ReferenceNbr": S, "Status": S, "Type": S},
-    keys=("Type", "ReferenceNbr"),
-    details={"DocumentsToApply": PAYMENT_DETAIL},
-    files_view="PX.Objects.AR.ARPaymentEntry/Document",
-    actions=("ReleasePayment", "VoidPayment"),
-    read_only=("AppliedToDocuments", "AvailableBalance", "LastModifiedDateTime", "NoteID", "Status"),
-)
-
-BILL_DETAIL = EntityDef("BillDetail", {
-    "Account": S, "Amount": D, "Branch": S, "Description": S, "ExtendedCost": D, "InventoryID": S,
-    "POOrderNbr": S, "POReceiptNbr": S, "Project": S, "Qty": D, "Subaccount": S, "TaxCategory": S,
-    "TransactionDescription": S, "UnitCost": D, "UOM": S,
-}, files_view="PX.Objects.AP.APInvoiceEntry/Transactions")
-BILL_TAX_DETAIL = EntityDef("BillTaxDetail", {"TaxableAmount": D, "TaxAmount": D, "TaxID": S, "TaxRate": D})
-
-BILL = EntityDef(
-    "Bill",
-    {"Amount": D, "ApprovedForPayment": B, "Balance": D, "BranchID": S, "CashAccount": S, "CurrencyID": S,
-     "Date": DT, "Description": S, "DueDate": DT, "Hold": B, "IsTaxValid": B, "LastModifiedDateTime": DT,
-     "LocationID": S, "PostPeriod": S, "Project": S, "ReferenceNbr": S, "Status": S, "TaxTotal": D,
-     "Terms": S, "Type": S, "Vendor": S, "VendorRef": S},
-    keys=("Type", "ReferenceNbr"),
-    details={"Details": BILL_DETAIL, "TaxDetails": BILL_TAX_DETAIL},
-    files_view="PX.Objects.AP.APInvoiceEntry/Document",
-    actions=("ReleaseBill",),
-    read_only=("Balance", "LastModifiedDateTime", "Status"),
-)
-
-ACCOUNT = EntityDef(
-    "Account",
-    {"AccountCD": S, "AccountClass": S, "AccountGroup": S, "AccountID": I, "Active": B, "CashAccount": B,
-     "CreatedDateTime": DT, "CurrencyID": S, "Description": S, "LastModifiedDateTime": DT, "PostOption": S,
-     "Type": S, "UseDefaultSubaccount": B},
-    keys=("AccountCD",),
-    files_view="PX.Objects.GL.AccountMaint/AccountRecords",
-    read_only=("AccountID", "CreatedDateTime", "LastModifiedDateTime"),
-)
-
-SUBACCOUNT = EntityDef(
-    "Subaccount",
-    {"Active": B, "Description": S, "Secured": B, "SubaccountCD": S, "SubaccountID": I},
-    keys=("SubaccountCD",),
-    files_view="PX.Objects.GL.SubAccountMaint/SubRecords",
-    read_only=("SubaccountID",),
-)
-
-ALLOWED_CASH_ACCOUNT = EntityDef("PaymentMethodAllowedCashAccountDetail", {
-    "APDefault": B, "ARDefault": B, "Branch": S, "CashAccount": S, "Description": S, "PaymentMethod": S,
-    "UseInAP": B, "UseInAR": B,
-})
-PAYMENT_METHOD = EntityDef(
-    "PaymentMethod",
-    {"Active": B, "CreatedDateTime": DT, "Description": S, "LastModifiedDateTime": DT, "MeansOfPayment": S,
-     "PaymentMethodID": S, "UseInAP": B, "UseInAR": B},
-    keys=("PaymentMethodID",),
-    details={"AllowedCashAccounts": ALLOWED_CASH_ACCOUNT},
-    files_view="PX.Objects.CA.PaymentMethodMaint/PaymentMethod",
-)
-
-BRANCH_ROW = EntityDef("CompaniesStructureDetail", {
-    "BaseCurrencyID": S, "BranchCountry": S, "BranchID": S, "BranchName": S, "BranchStatus": B,
-    "CompanyID": S, "CompanyName": S, "CompanyStatus": B, "CompanyType": S,
-})
-COMPANIES_STRUCTURE = EntityDef(
-    "CompaniesStructure", {}, details={"Results": BRANCH_ROW},
-    files_view="PX.Objects.CS.CompaniesStructureInq/Filter",
-)
-
-LEDGER_BRANCH = EntityDef("LedgerBranches", {"Active": B, "BranchID": S, "BranchName": S, "CompanyName": S})
-LEDGER = EntityDef(
-    "Ledger",
-    {"Currency": S, "Description": S, "LastModifiedDateTime": DT, "LedgerID": S, "Type": S},
-    keys=("LedgerID",),
-    details={"Branches": LEDGER_BRANCH},
-    files_view="PX.Objects.GL.GeneralLedgerMaint/LedgerRecords",
-)
-
-ENTITIES: dict[str, EntityDef] = {
-    e.name: e
-    for e in (CUSTOMER, VENDOR, INVOICE, PAYMENT, BILL, ACCOUNT, SUBACCOUNT, PAYMENT_METHOD,
-              COMPANIES_STRUCTURE, LEDGER)
+# What the simulator adds to the contract (contract.py): key fields in URL order, the graph/view
+# of the files:put link, the actions it runs, and the fields the server computes (input ignored).
+BEHAVIOUR: dict[str, dict[str, Any]] = {
+    "Customer": {"keys": ("CustomerID",), "files_view": "PX.Objects.AR.CustomerMaint/BAccount",
+                 "read_only": ("BAccountID", "CreatedDateTime", "LastModifiedDateTime", "NoteID")},
+    "Vendor": {"keys": ("VendorID",), "files_view": "PX.Objects.AP.VendorMaint/BAccount",
+               "read_only": ("CreatedDateTime", "LastModifiedDateTime", "NoteID")},
+    "Invoice": {"keys": ("Type", "ReferenceNbr"), "files_view": "PX.Objects.AR.ARInvoiceEntry/Document",
+                "actions": ("ReleaseInvoice",),
+                "read_only": ("Balance", "CreatedDateTime", "LastModifiedDateTime", "Status")},
+    "InvoiceDetail": {"files_view": "PX.Objects.AR.ARInvoiceEntry/Transactions"},
+    "Payment": {"keys": ("Type", "ReferenceNbr"), "files_view": "PX.Objects.AR.ARPaymentEntry/Document",
+                "actions": ("ReleasePayment", "VoidPayment"),
+                "read_only": ("AppliedToDocuments", "AvailableBalance", "LastModifiedDateTime", "NoteID",
+                              "Status")},
+    "PaymentDetail": {"files_view": "PX.Objects.AR.ARPaymentEntry/Adjustments"},
+    "Bill": {"keys": ("Type", "ReferenceNbr"), "files_view": "PX.Objects.AP.APInvoiceEntry/Document",
+             "actions": ("ReleaseBill",), "read_only": ("Balance", "LastModifiedDateTime", "Status")},
+    "BillDetail": {"files_view": "PX.Objects.AP.APInvoiceEntry/Transactions"},
+    "Account": {"keys": ("AccountCD",), "files_view": "PX.Objects.GL.AccountMaint/AccountRecords",
+                "read_only": ("AccountID", "CreatedDateTime", "LastModifiedDateTime")},
+    "Subaccount": {"keys": ("SubaccountCD",), "files_view": "PX.Objects.GL.SubAccountMaint/SubRecords",
+                   "read_only": ("SubaccountID",)},
+    "PaymentMethod": {"keys": ("PaymentMethodID",), "files_view": "PX.Objects.CA.PaymentMethodMaint/PaymentMethod"},
+    "CompaniesStructure": {"files_view": "PX.Objects.CS.CompaniesStructureInq/Filter"},
+    "Ledger": {"keys": ("LedgerID",), "files_view": "PX.Objects.GL.GeneralLedgerMaint/LedgerRecords"},
+    "FinancialYear": {"files_view": "PX.Objects.GL.FiscalYearSetupMaint/FiscalYearSetup",
+                      "read_only": ("CreatedDateTime", "LastModifiedDateTime")},
+    "FinancialPeriod": {"keys": ("FinancialYear",), "files_view": "PX.Objects.GL.FinPeriods.MasterFinPeriodMaint/FiscalYear",
+                        "read_only": ("CreatedDateTime", "LastModifiedDateTime")},
 }
+SERVED = ("Customer", "Vendor", "Invoice", "Payment", "Bill", "Account", "Subaccount", "PaymentMethod",
+          "CompaniesStructure", "Ledger", "FinancialPeriod", "FinancialYear")
+
+
+def _build(name: str, built: dict[str, EntityDef]) -> EntityDef:
+    """The EntityDef of one contract type, its linked and detail types built once each (the
+    contract's type graph has cycles, e.g. Contact -> ... -> Contact)."""
+    if name in built:
+        return built[name]
+    extra = BEHAVIOUR.get(name, {})
+    edef = EntityDef(name, {}, keys=extra.get("keys", ()), files_view=extra.get("files_view", ""),
+                     actions=extra.get("actions", ()), read_only=extra.get("read_only", ()))
+    built[name] = edef
+    for token in TYPES[name].split():
+        field_name, kind = token.split(":", 1)
+        if kind.startswith(">"):
+            edef.linked[field_name] = _build(kind[1:], built)
+        elif kind.startswith("*"):
+            edef.details[field_name] = _build(kind[1:], built)
+        else:
+            edef.fields[field_name] = kind
+    return edef
+
+
+_BUILT: dict[str, EntityDef] = {}
+ENTITIES: dict[str, EntityDef] = {name: _build(name, _BUILT) for name in SERVED}
 SYSTEM_FIELDS = {"id", "rowNumber", "note", "custom", "_links", "error", "files", "delete"}
 
 
@@ -199,16 +112,32 @@ class WireError(ValueError):
 
 # --- value conversion -----------------------------------------------------------------------
 
-def parse_datetime(text: str) -> datetime:
-    """ISO date or date-time; naive values are taken as UTC; also MM/DD/YYYY as Acumatica accepts."""
+def parse_datetime(text: str, zone: tzinfo = UTC, date_only: bool = False) -> datetime:
+    """ISO date or date-time, or MM/DD/YYYY as Acumatica also accepts. A value without an offset is
+    in the user's time zone ``zone``; a date-only field keeps the user's calendar day of the
+    instant given, at midnight (so '2026-11-03T00:00:00+00:00' is 2 Nov for a user in Los Angeles)."""
     text = text.strip()
     if len(text) == 10 and text[2] == "/" and text[5] == "/":
-        return datetime.strptime(text, "%m/%d/%Y").replace(tzinfo=UTC)
-    value = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
+        value = datetime.strptime(text, "%m/%d/%Y").replace(tzinfo=zone)
+    else:
+        value = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    value = value.replace(tzinfo=zone) if value.tzinfo is None else value.astimezone(zone)
+    if date_only:
+        value = local_midnight(value.date(), zone)
+    return value
 
 
-def to_python(kind: str, raw: Any) -> Any:
+def local_midnight(day: date, zone: tzinfo = UTC) -> datetime:
+    return datetime(day.year, day.month, day.day, tzinfo=zone)
+
+
+def is_date_only(name: str) -> bool:
+    """Date fields of the contract (Date, DueDate, ApplicationDate, StartDate…) as opposed to
+    time stamps (CreatedDateTime, LastModifiedDateTime)."""
+    return not name.endswith("DateTime")
+
+
+def to_python(kind: str, raw: Any, zone: tzinfo = UTC, date_only: bool = False) -> Any:
     """Converts one unwrapped JSON value to the field's Python type; raises ValueError."""
     if raw is None:
         return None
@@ -236,13 +165,15 @@ def to_python(kind: str, raw: Any) -> Any:
     if kind == DT:
         if isinstance(raw, datetime):
             return raw
-        return parse_datetime(str(raw))
+        return parse_datetime(str(raw), zone, date_only)
     if kind == G:
         return str(uuid.UUID(str(raw)))
     raise ValueError(f"unknown kind {kind}")
 
 
-def to_json(kind: str, value: Any) -> Any:
+def to_json(kind: str, value: Any, zone: tzinfo = UTC) -> Any:
+    """A stored value on the wire; date-times carry the user's time zone offset, as Acumatica
+    answers them."""
     if value is None:
         return None
     if kind == D:
@@ -251,13 +182,14 @@ def to_json(kind: str, value: Any) -> Any:
         return float(value)
     if kind == DT:
         if isinstance(value, date) and not isinstance(value, datetime):
-            value = datetime(value.year, value.month, value.day, tzinfo=UTC)
-        text = value.astimezone(UTC).isoformat(timespec="milliseconds")
-        return text.replace(".000+", "+")
+            value = local_midnight(value, zone)
+        text = value.astimezone(zone).isoformat(timespec="milliseconds")
+        return text.replace(".000+", "+").replace(".000-", "-")
     return value
 
 
-def unwrap_entity(edef: EntityDef, body: Any, path: str = "entity", strict_unknown: bool = True) -> dict:
+def unwrap_entity(edef: EntityDef, body: Any, path: str = "entity", strict_unknown: bool = True,
+                  zone: tzinfo = UTC) -> dict:
     """Wire object -> {field: python value}; details -> list of dicts; linked -> dict.
     System fields ``id`` and ``delete`` are kept. Raises WireError for unreadable input."""
     if not isinstance(body, dict):
@@ -279,12 +211,12 @@ def unwrap_entity(edef: EntityDef, body: Any, path: str = "entity", strict_unkno
                 raise WireError(where, f"Cannot deserialize the current JSON object into type "
                                        f"'List<{edef.details[name].name}>' because the type requires a JSON array.")
             out[name] = [
-                unwrap_entity(edef.details[name], row, f"{where}[{i}]", strict_unknown)
+                unwrap_entity(edef.details[name], row, f"{where}[{i}]", strict_unknown, zone)
                 for i, row in enumerate(raw)
             ]
             continue
         if name in edef.linked:
-            out[name] = unwrap_entity(edef.linked[name], raw, where, strict_unknown)
+            out[name] = unwrap_entity(edef.linked[name], raw, where, strict_unknown, zone)
             continue
         kind = edef.fields.get(name)
         if kind is None:
@@ -295,7 +227,7 @@ def unwrap_entity(edef: EntityDef, body: Any, path: str = "entity", strict_unkno
             raise WireError(where, f"Error converting value {_short(raw)} to type "
                                    f"'PX.Api.ContractBased.Models.{_value_type(kind)}'.")
         try:
-            out[name] = to_python(kind, raw.get("value"))
+            out[name] = to_python(kind, raw.get("value"), zone, kind == DT and is_date_only(name))
         except (ValueError, TypeError) as exc:
             raise WireError(where, f"Error converting value {_short(raw.get('value'))} to type "
                                    f"'{_value_type(kind)}': {exc}") from exc

@@ -5,6 +5,12 @@ Seat exhaustion answers as observed in production (reference §1.1): HTTP 500 wh
 exceptionMessage is "API Login Limit" (status configurable: options["seat_limit_status"]).
 An idle-expired session frees its seat and its access tokens stop working (401); its refresh
 token stays valid and opens a new session (needing a seat) when used [I: inferred].
+
+Per-user concurrent sign-ins (Users SM201010 "Max. Number of Concurrent Logins", reference §1.1):
+a new sign-in of a user who already holds ``max_logins_per_user`` sessions succeeds and silently
+ends the user's oldest session ("evicted"); requests on it answer 401 and its refresh token is
+refused. Observed for cookie logins [O]; whether OAuth grants are counted the same way is not on
+record, so ``evict_oauth`` (option ``per_user_limit_oauth``) decides, off by default.
 """
 
 from __future__ import annotations
@@ -33,7 +39,7 @@ class Session:
     client_id: str = ""
     access_tokens: set[str] = field(default_factory=set)
     refresh_token: str | None = None
-    ended: str | None = None  # why it ended: logout, idle, revoked
+    ended: str | None = None  # why it ended: logout, idle, revoked, evicted
 
 
 @dataclass
@@ -48,8 +54,12 @@ class AccessToken:
 class SeatTable:
     """Thread-safe: the server's loop mutates it, control endpoints read it."""
 
-    def __init__(self, seats: int, clock: SimClock, idle_timeout: float = 600.0, token_lifetime: float = 3600.0):
+    def __init__(self, seats: int, clock: SimClock, idle_timeout: float = 600.0, token_lifetime: float = 3600.0,
+                 max_logins_per_user: int = 1, evict_oauth: bool = False):
         self.seats = seats
+        self.max_logins_per_user = max_logins_per_user  # 0 = no per-user limit
+        self.evict_oauth = evict_oauth
+        self.evicted = 0
         self.clock = clock
         self.idle_timeout = idle_timeout
         self.token_lifetime = token_lifetime
@@ -83,10 +93,24 @@ class SeatTable:
                 self.refused += 1
                 raise SeatLimit()
             session = Session(uuid.uuid4().hex, user, kind, now, now, client_id)
+            self._evict_older(user, kind)
             self.sessions[session.id] = session
             self.sign_ins += 1
             self.peak_in_use = max(self.peak_in_use, self._in_use())
             return session
+
+    def _evict_older(self, user: str, kind: str) -> None:
+        """Make room for one more sign-in of ``user`` under the per-user limit: its oldest sessions end."""
+        if self.max_logins_per_user <= 0 or (kind == "oauth" and not self.evict_oauth):
+            return
+        counted = ("cookie", "oauth") if self.evict_oauth else ("cookie",)
+        mine = sorted((s for s in self.sessions.values() if s.ended is None and s.user == user and s.kind in counted),
+                      key=lambda s: s.created)
+        for old in mine[:max(0, len(mine) - self.max_logins_per_user + 1)]:
+            old.ended = "evicted"
+            self.evicted += 1
+            if old.refresh_token:
+                self.refresh_tokens.pop(old.refresh_token, None)
 
     def end_session(self, session_id: str, reason: str) -> bool:
         with self._lock:
@@ -189,6 +213,7 @@ class SeatTable:
                 "sign_ins": self.sign_ins,
                 "refused": self.refused,
                 "expired_idle": self.expired_idle,
+                "evicted": self.evicted,
                 "revoked_by_fault": self.revoked_by_fault,
                 "issued_tokens": list(self.issued),
                 "sessions": [

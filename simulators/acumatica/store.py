@@ -7,10 +7,12 @@ from __future__ import annotations
 import copy
 import threading
 import uuid
+from datetime import UTC, date, datetime, tzinfo
 from typing import Any
 
 from simulators.acumatica.odata import compile_filter
-from simulators.acumatica.schema import ENTITIES, EntityDef, to_json
+from simulators.acumatica.periods import seed_calendar
+from simulators.acumatica.schema import ENTITIES, EntityDef, local_midnight, to_json
 from simulators.acumatica.seed import seed_records
 
 # Drop-down labels and the internal codes the API also accepts on input (reference §3).
@@ -45,6 +47,17 @@ class Tenant:
             for r in rows:
                 self.records[name][r["id"]] = r
         self.counters: dict[str, int] = {}
+
+    def seed_calendar(self, now, zone, open_months: int) -> None:
+        """The financial calendar around the simulator's start (periods.py), dates at the user's midnight."""
+        setup, years = seed_calendar(now.astimezone(zone).date(), now, open_months)
+        for record in (setup, *years):
+            for row in (record, *record["Details"]):
+                for name, value in list(row.items()):
+                    if isinstance(value, date) and not isinstance(value, datetime):
+                        row[name] = local_midnight(value, zone)
+        self.records["FinancialYear"] = {setup["id"]: setup}
+        self.records["FinancialPeriod"] = {y["id"]: y for y in years}
 
     # --- numbering ----------------------------------------------------------------------------
     def next_number(self, series: str, start: int, width: int = 6, prefix: str = "") -> str:
@@ -133,8 +146,10 @@ def parse_list(text: str | None) -> list[str]:
 class Renderer:
     """Turns records into wire JSON for one request (its endpoint URL, $expand, $select)."""
 
-    def __init__(self, entity_url: str, files_url: str, expand: list[str], select: list[str] | None):
+    def __init__(self, entity_url: str, files_url: str, expand: list[str], select: list[str] | None,
+                 zone: tzinfo = UTC):
         self.entity_url = entity_url  # /entity/Default/24.200.001
+        self.zone = zone  # the API user's time zone: date-times are answered with its offset
         self.files_url = files_url
         self.expand = {e.casefold() for e in expand}
         self.select = {s.casefold() for s in select} if select else None
@@ -168,7 +183,7 @@ class Renderer:
             if name in edef.fields:
                 if not self._selected(path) and name not in errors:
                     continue
-                value = to_json(edef.fields[name], record.get(name))
+                value = to_json(edef.fields[name], record.get(name), self.zone)
                 wrapped: dict[str, Any] = {} if value is None else {"value": value}
                 if name in errors and isinstance(errors[name], str):
                     wrapped["error"] = errors[name]

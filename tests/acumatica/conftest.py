@@ -40,6 +40,7 @@ class RunningSim:
         i = self.info
         kw.setdefault("poll_interval", 0.05)
         kw.setdefault("seat_retry_seconds", 0.2)
+        kw.setdefault("share_session", False)  # most tests here count seats per client
         return AcumaticaClient(i["base_url"], i["tenant"], i["client_id"], i["client_secret"], i["username"],
                                i["password"], **kw)
 

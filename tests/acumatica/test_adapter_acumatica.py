@@ -157,7 +157,10 @@ def test_reference_data_and_seat_released_on_close(conn, vault, sim):
     assert {"12000", "40100", "22000", "13000", "20000"} <= ref.accounts
     assert {"SEA-HVC", "TAC-PLM", "000-000"} <= ref.subaccounts
     assert ref.branches == {"SEATTLE", "TACOMA", "BELLEVUE"}
-    assert ref.closed_periods == set()  # this instance does not expose FinancialPeriod
+    # the seeded calendar: the last 24 months open, the three years before them closed (periods.py)
+    today = date.today()
+    back = lambda months: f"{(today.year * 12 + today.month - 1 - months) // 12}{(today.month - 1 - months) % 12 + 1:02d}"  # noqa: E731
+    assert back(30) in ref.closed_periods and back(2) not in ref.closed_periods
     assert adapter.coding_dimensions == ("branch", "subaccount")
     assert adapter.coding_key(Coding(account="40100", branch="SEATTLE", subaccount="SEA-HVC")) == "SEA-HVC"
     assert sim.seats()["in_use"] == 1
