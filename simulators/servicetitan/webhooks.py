@@ -106,6 +106,7 @@ class WebhookHub:
                        "reordered": 0, "delayed": 0, "given_up": 0}
         self.log: list[dict] = []  # last deliveries, for tests and the demo
         self._last_stamp = 0  # V1 event ids are instants: kept strictly increasing
+        self._in_flight = 0  # deliveries taken from the queue and not yet answered
 
     # --- registrations ------------------------------------------------------------------------
     def defaults(self, tenant: int, key: str) -> dict:
@@ -218,12 +219,13 @@ class WebhookHub:
             self._thread = None
 
     def pending(self) -> int:
+        """Deliveries not yet answered: queued, held back, or on the wire."""
         with self._cond:
-            return len(self._queue) + (1 if self._held else 0)
+            return len(self._queue) + (1 if self._held else 0) + self._in_flight
 
     def snapshot(self) -> dict:
         with self._cond:
-            return dict(self.counts, pending=len(self._queue) + (1 if self._held else 0))
+            return dict(self.counts, pending=len(self._queue) + (1 if self._held else 0) + self._in_flight)
 
     def _next(self) -> _Delivery | None:
         with self._cond:
@@ -231,6 +233,7 @@ class WebhookHub:
                 now = time.monotonic()
                 if self._queue and self._queue[0].due <= now:
                     delivery = heapq.heappop(self._queue)
+                    self._in_flight += 1  # until _deliver has its answer
                     if self._held is not None:  # send the held one right after this one
                         held, self._held = self._held, None
                         held.due = now
@@ -254,6 +257,13 @@ class WebhookHub:
                 self._deliver(client, delivery)
 
     def _deliver(self, client: httpx.Client, delivery: _Delivery) -> None:
+        try:
+            self._post(client, delivery)
+        finally:
+            with self._cond:
+                self._in_flight -= 1
+
+    def _post(self, client: httpx.Client, delivery: _Delivery) -> None:
         with self._cond:
             reg = self._regs.get(delivery.registration_id)
         if reg is None:
