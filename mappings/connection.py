@@ -61,6 +61,9 @@ class AcumaticaSettings(_Strict):
     tenant: str | None = None
     max_concurrency: int = Field(2, ge=1, le=50)
     requests_per_minute: int | None = Field(None, ge=1)
+    # The API user's time zone (Users SM201010, else the site's): Acumatica answers dates and
+    # date-times in it, so a business day's window is that zone's midnight to midnight.
+    time_zone: str = "UTC"
     secrets: dict[str, str] = Field(
         default_factory=lambda: {
             "client_id": "acu_client_id",
@@ -69,6 +72,18 @@ class AcumaticaSettings(_Strict):
             "password": "acu_password",
         }
     )
+
+    @field_validator("time_zone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value!r}: use an IANA name such as 'America/Los_Angeles' "
+                             "(the Acumatica API user's time zone)") from None
+        return value
 
 
 class VantagepointSettings(_Strict):

@@ -13,7 +13,7 @@ import threading
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta, tzinfo
 from decimal import Decimal
 from typing import Any
 from urllib.parse import quote
@@ -23,8 +23,9 @@ from mappings.connection import Connection
 from posting.adapter import Document, ErpChange, Existing, ReferenceData, References
 from posting.parties import Candidate, Matches, external_id, parse_external_id
 from posting.text_limits import clip
+from posting.validation import closed_period_message
 from resources.acumatica import RELEASE_ACTIONS, SYSTEM, AcumaticaClient, odata_string
-from resources.http import AuthError, ConflictError, NotFoundError, RemoteError
+from resources.http import AuthError, ConflictError, NotFoundError, RemoteError, ValidationError
 from resources.vault import Vault
 
 ZERO = Decimal("0.00")
@@ -102,6 +103,13 @@ KINDS = {"invoice": INVOICE, "payment": PAYMENT, "bill": BILL}
 UNRELEASED = frozenset({"On Hold", "Balanced"})  # still editable
 IN_LEDGER = frozenset({"Open", "Closed"})  # released and not voided
 CLOSED_PERIOD_STATUSES = frozenset({"Closed", "Locked", "Inactive"})
+MODULE_NAMES = {"AR": "Accounts Receivable", "AP": "Accounts Payable"}
+CLOSED_PERIOD_FIX = {
+    "AR": "reopen it for Accounts Receivable in Acumatica (Financial Periods GL201000, Reopen Financial Periods "
+          "GL503000) or correct the document date in ServiceTitan, then `fieldledger replay`",
+    "AP": "reopen it for Accounts Payable in Acumatica (Financial Periods GL201000, Reopen Financial Periods "
+          "GL503000) or correct the bill date in ServiceTitan, then `fieldledger replay`",
+}
 
 PARTIES = {"customer": ("Customer", "CustomerID", "CustomerName"), "vendor": ("Vendor", "VendorID", "VendorName")}
 
@@ -124,9 +132,13 @@ def or_filters(conditions: list[str], max_conditions: int, max_chars: int = 1500
         yield " or ".join(batch)
 
 
-def day_filter(field: str, day: date) -> str:
-    start, end = day.isoformat(), (day + timedelta(days=1)).isoformat()
-    return f"{field} ge datetimeoffset'{start}T00:00:00+00:00' and {field} lt datetimeoffset'{end}T00:00:00+00:00'"
+def day_filter(field: str, day: date, zone: tzinfo = UTC) -> str:
+    """$filter for one business day of a date field: Acumatica holds a date as midnight in the API
+    user's time zone, so the window is that zone's midnight to the next (DST-aware offsets)."""
+    start = datetime(day.year, day.month, day.day, tzinfo=zone)
+    end = datetime.combine(day + timedelta(days=1), datetime.min.time(), tzinfo=zone)
+    return (f"{field} ge datetimeoffset'{start.isoformat()}' and "
+            f"{field} lt datetimeoffset'{end.isoformat()}'")
 
 
 def modified_after(since: datetime) -> str:
@@ -281,6 +293,7 @@ class AcumaticaAdapter:
         # releases started but not yet confirmed: (source type, key) -> the action's status URL
         self._releasing: dict[tuple[str, str], str] = {}
         self._releasing_lock = threading.Lock()
+        self._closed: dict[str, set[str]] | None = None  # closed periods per module, see closed_by_module
 
     @classmethod
     def open(cls, conn: Connection, vault: Vault) -> AcumaticaAdapter:
@@ -293,7 +306,7 @@ class AcumaticaAdapter:
                                                                       "password")}
         adapter = cls(AcumaticaClient(erp.base_url, erp.tenant or "", endpoint=erp.endpoint, version=erp.version,
                                       max_concurrency=erp.max_concurrency, rate_per_minute=erp.requests_per_minute,
-                                      **secrets))
+                                      time_zone=erp.time_zone, **secrets))
         adapter.parallelism = erp.max_concurrency  # the protocol posts this many documents at once
         return adapter
 
@@ -302,6 +315,7 @@ class AcumaticaAdapter:
 
     # --- reference data ------------------------------------------------------------------
     def reference_data(self) -> ReferenceData:
+        self._closed = None  # re-read: a period may have been closed or reopened
         return ReferenceData(
             accounts={a.AccountCD for a in self.client.list_accounts() if a.Active is not False},
             subaccounts={s.SubaccountCD for s in self.client.list_subaccounts() if s.Active is not False},
@@ -310,20 +324,41 @@ class AcumaticaAdapter:
         )
 
     def closed_periods(self) -> set[str]:
-        """Periods closed (or locked, or not yet active) in GL, AR or AP. An instance that does
-        not expose FinancialPeriod through its endpoint has nothing to report."""
+        """Periods ('YYYYMM') closed (or locked, or not active) in GL, AR or AP."""
+        return set().union(*self.closed_by_module().values())
+
+    def closed_by_module(self) -> dict[str, set[str]]:
+        """'AR' / 'AP' -> periods ('YYYYMM') that refuse that module's documents: closed, locked or
+        inactive ones, and those closed in the subledger (FinancialPeriod Details). Read once and
+        kept until reference_data() reads again; an instance whose endpoint lacks FinancialPeriod
+        has nothing to report (the ERP still refuses, with the period named)."""
+        if self._closed is not None:
+            return self._closed
         try:
             years = self.client.list("FinancialPeriod", expand="Details")
         except NotFoundError:
-            return set()
-        closed = set()
+            years = []
+        closed: dict[str, set[str]] = {"AR": set(), "AP": set()}
         for year in years:
             for row in year.get("Details") or []:
-                if row.get("Status") in CLOSED_PERIOD_STATUSES or row.get("ClosedInAR") or row.get("ClosedInAP"):
-                    period = period_of(row.get("FinancialPeriodID"))
-                    if period:
-                        closed.add(period)
+                period = period_of(row.get("FinancialPeriodID"))
+                if not period:
+                    continue
+                for module in closed:
+                    if row.get("Status") in CLOSED_PERIOD_STATUSES or row.get(f"ClosedIn{module}"):
+                        closed[module].add(period)
+        self._closed = closed
         return closed
+
+    def refuse_closed_period(self, doc: Document) -> None:
+        """Before anything is sent: a document dated in a period its module has closed fails as
+        erp_validation naming the period and the fix, exactly as the ERP would refuse it."""
+        module = "AP" if isinstance(doc, APBill) else "AR"
+        if doc.date.strftime("%Y%m") in self.closed_by_module()[module]:
+            raise ValidationError(
+                closed_period_message(f"{doc.source_type} {doc.source_id}", doc.date, f"{doc.date:%m-%Y}",
+                                      f"Acumatica ({MODULE_NAMES[module]})", CLOSED_PERIOD_FIX[module]),
+                system=SYSTEM, path="FinancialPeriod")
 
     # --- parties -------------------------------------------------------------------------
     def find_parties(self, parties: list[Party]) -> dict[str, str]:
@@ -498,6 +533,7 @@ class AcumaticaAdapter:
         return released & set(keys)
 
     def _render(self, doc: Document, refs: References) -> dict[str, Any]:
+        self.refuse_closed_period(doc)
         if isinstance(doc, ARInvoice):
             return render_invoice(doc, refs.customer(doc.customer_id))
         if isinstance(doc, APBill):
@@ -568,7 +604,8 @@ class AcumaticaAdapter:
         return {key: total.quantize(CENT) for key, total in totals.items()}
 
     def _released_on(self, kind: DocumentKind, day: date, expand: str | None = None) -> Iterable[dict]:
-        for record in self.client.iter_all(kind.entity, filter=day_filter(kind.date_field, day), expand=expand):
+        for record in self.client.iter_all(kind.entity, filter=day_filter(kind.date_field, day, self.client.zone),
+                                           expand=expand):
             if record.get("Status") in IN_LEDGER:
                 yield record
 

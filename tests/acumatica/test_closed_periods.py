@@ -15,7 +15,15 @@ import pytest
 
 from mappings.intake import register
 from posting.registry import open_adapter
-from tests.acumatica.test_adapter_acumatica import connection_for, item, post, st_bill, st_customer, st_invoice, vault_for
+from tests.acumatica.test_adapter_acumatica import (
+    connection_for,
+    item,
+    post,
+    st_bill,
+    st_customer,
+    st_invoice,
+    vault_for,
+)
 
 BASE = "/entity/Default/24.200.001"
 
