@@ -5,8 +5,10 @@ local account connected as superuser (pg_hba.conf ``trust``), read the secrets t
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import psycopg
@@ -24,6 +26,15 @@ from resources.database import (
     start_embedded,
     stop_embedded,
 )
+
+
+@pytest.fixture
+def outside_pytest_tmp() -> Path:
+    """A folder for a data folder the server user must traverse: pytest resets its own
+    /tmp/pytest-of-<user> to 0700 whenever any pytest session starts (like tests/conftest.py)."""
+    folder = Path(tempfile.mkdtemp(prefix="fl-auth-"))
+    yield folder
+    shutil.rmtree(folder, ignore_errors=True)
 
 
 def _without_password(port: int, absent: Path, password: str = "") -> None:
@@ -106,8 +117,8 @@ def _pg_ctl(pgdata: Path, *args: str) -> None:
 
 
 @pytest.mark.parametrize("running", [True, False], ids=["server-running", "server-stopped"])
-def test_a_trust_data_folder_is_upgraded_in_place(tmp_path, running):
-    pgdata = tmp_path / "pg"
+def test_a_trust_data_folder_is_upgraded_in_place(tmp_path, outside_pytest_tmp, running):
+    pgdata = outside_pytest_tmp / "pg"
     port = _old_trust_folder(pgdata)
     _pg_ctl(pgdata, "start")
     try:
@@ -150,10 +161,10 @@ def test_a_lost_password_file_is_a_clear_error_without_any_password(pg_server, t
     assert read_password(pg_server.passfile) not in message
 
 
-def test_printed_urls_and_dagster_url_carry_no_password(tmp_path, monkeypatch):
+def test_printed_urls_and_dagster_url_carry_no_password(tmp_path, outside_pytest_tmp, monkeypatch):
     """`fieldledger db start` prints a URL that works and holds no secret; Dagster's URL
     (psycopg2 under SQLAlchemy) connects through the same password file."""
-    home = tmp_path / "home"
+    home = outside_pytest_tmp / "home"
     env = {**os.environ, "FIELDLEDGER_HOME": str(home)}
     env.pop("FIELDLEDGER_DATABASE_URL", None)
     env.pop("FIELDLEDGER_DAGSTER_DATABASE_URL", None)
