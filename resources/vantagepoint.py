@@ -727,8 +727,8 @@ class VantagepointClient:
             query = {**(params or {}), "pageSize": page_size, "page": page}
             if ledger and self.ledger_paging == "auto":
                 response = self._call("GET", path, what, params=query, probe=True)
-                if response is None:  # a 5xx to pageSize: the tenant takes no page size here
-                    return self._settle_unpaged(path, what, params)
+                if response is None:  # a 500 to pageSize: the tenant takes no page size here (a passing
+                    return self._settle_unpaged(path, what, params)  # 500 only costs paging; unpaged is complete)
                 rows = self._rows(response)
             else:
                 rows = self._get_rows(path, what, query)

@@ -17,6 +17,9 @@ Choices where the reference says inferred/unknown (``SimOptions.options`` key ->
   False is the older spelling of "documented". ``html_503`` True: 503s carry a proxy's HTML page.
 - ``invoice_padding`` "zero_pad": IN / CR invoice numbers are zero-padded to RefnoLength on save;
   "as_given" stores them as sent. ``refno_length`` (flat) sets RefnoLength (default 12).
+- ``hub_post_shape`` "array" (firm / project / Accounts POSTs answer ``[record]``) or "object";
+  ``unauthorized_body`` "aspnet" (``{"Message": ...}``) or "empty" (with a WWW-Authenticate
+  challenge): both unknown in the brief.
 - ``check_transdate_period`` True: every document's TransDate must fall in an open period, as
   well as the file's Period (checked on create and again at post).
 - ``use_files_to_group_transactions`` True (grouped create: POST {xx}Control with sibling

@@ -58,6 +58,21 @@ class Ctx:
         return apply_query(rows, query, columns)
 
 
+def hub_created(ctx: Ctx, row: dict, location: str) -> Response:
+    """201 for a hub POST: the record in an array, or as a bare object (``hub_post_shape``; the
+    brief leaves it open, practitioner code handles both)."""
+    body = row if ctx.state.settings.hub_post_shape == "object" else [row]
+    return json_response(body, status=201, headers={"Location": location})
+
+
+def denied(ctx: Ctx) -> Response:
+    """401: ASP.NET's default body, or an empty one with a WWW-Authenticate challenge
+    (``unauthorized_body``; the brief marks the real body unknown)."""
+    if ctx.state.settings.unauthorized_body == "empty":
+        return Response(b"", status_code=401, headers={"WWW-Authenticate": 'Bearer error="invalid_token"'})
+    return json_response(DENIED, status=401)
+
+
 async def _json_body(request: Request) -> object:
     raw = await request.body()
     if not raw.strip():
@@ -103,7 +118,7 @@ async def post_firm(ctx: Ctx, request: Request, params: dict, items: list) -> Re
     if not isinstance(body, dict):
         raise VPError("The request body must be a JSON object.")
     row = hubs.create_firm(ctx.state, body)
-    return json_response([dict(row)], status=201, headers={"Location": f"{request.url}/{row['ClientID']}"})
+    return hub_created(ctx, dict(row), f"{request.url}/{row['ClientID']}")
 
 
 @route("PUT", r"firm/(?P<id>[^/]+)")
@@ -157,7 +172,7 @@ async def post_project(ctx: Ctx, request: Request, params: dict, items: list) ->
     if not isinstance(body, dict):
         raise VPError("The request body must be a JSON object.")
     row = hubs.create_project(ctx.state, body)
-    return json_response([dict(row)], status=201, headers={"Location": f"{request.url}/{row['WBS1']}"})
+    return hub_created(ctx, dict(row), f"{request.url}/{row['WBS1']}")
 
 
 @route("PUT", r"project/(?P<wbs1>[^/]+)")
@@ -200,7 +215,7 @@ async def post_account(ctx: Ctx, request: Request, params: dict, items: list) ->
     if not isinstance(body, dict):
         raise VPError("The request body must be a JSON object.")
     row = hubs.create_account(ctx.state, body)
-    return json_response([row], status=201, headers={"Location": f"{request.url}/{row['Account']}"})
+    return hub_created(ctx, row, f"{request.url}/{row['Account']}")
 
 
 @route("GET", "bankcode/cfgbanks")
@@ -429,7 +444,7 @@ async def dispatch(ctx: Ctx, request: Request, rest: str) -> Response:
     rest = rest.strip("/")
     if not (method == "POST" and rest.lower() == "token"):
         if not ctx.tokens.authorized(request.headers.get("authorization")):
-            return json_response(DENIED, status=401)
+            return denied(ctx)
     for route_method, pattern, handler in ROUTES:
         match = pattern.match(rest)
         if match and route_method == method:
@@ -442,7 +457,7 @@ async def dispatch(ctx: Ctx, request: Request, rest: str) -> Response:
 
 async def vision(ctx: Ctx, request: Request, rest: str) -> Response:
     if not ctx.tokens.authorized(request.headers.get("authorization")):
-        return json_response(DENIED, status=401)
+        return denied(ctx)
     if request.method == "GET" and rest.strip("/") == "accountconfiguration/cfgautoposting":
         return json_response(ctx.state.auto_posting)
     return not_found(str(request.url.path))

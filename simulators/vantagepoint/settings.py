@@ -54,6 +54,8 @@ class TenantSettings:
     ledger_paging: str = "pagesize"
     # Invoice numbers on save: "zero_pad" to RefnoLength (default) or "as_given" (stored as sent).
     invoice_padding: str = "zero_pad"
+    hub_post_shape: str = "array"  # firm / project / Accounts POST answer: [record] or a bare "object"
+    unauthorized_body: str = "aspnet"  # 401 body: {"Message": ...} or "empty" with WWW-Authenticate
     html_503: bool = True  # 503s come back as a proxy's HTML page, not JSON
     check_transdate_period: bool = True  # each document's TransDate must fall in an open period
     ap_allow_negative: bool = False
@@ -88,6 +90,7 @@ def settings_from_options(options: SimOptions) -> TenantSettings:
         for k in (
             "token_ttl_seconds", "refresh_token_ttl_seconds", "rotate_refresh_tokens", "allow_password_grant",
             "use_files_to_group_transactions", "post_failure_http_400", "ledger_paging", "invoice_padding", "html_503",
+            "hub_post_shape", "unauthorized_body",
             "check_transdate_period", "ap_allow_negative", "rate_limit_per_minute", "rate_limit_burst",
         )
         if k in opts

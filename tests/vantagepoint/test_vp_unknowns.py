@@ -95,3 +95,23 @@ def test_without_file_grouping_the_client_creates_documents_through_masters(make
     assert stats["faults_injected"] == {"lost_response_504": 1} and stats["posted_files"]["IN"] == 2
     # one refused grouped create, then masters only: 71001, 71002, 71003 and its resend
     assert stats["by_kind"].get("dataentry_post", 0) == 5
+
+
+def test_hub_creates_answered_as_an_object_and_401s_without_a_body(make_vp):
+    """Two more shapes the brief leaves open: a hub POST answering the record bare instead of in an
+    array, and a 401 with an empty body and a WWW-Authenticate challenge."""
+    vp = make_vp(hub_post_shape="object", unauthorized_body="empty")
+    raw = vp.raw()
+    answer = raw.post("firm", json={"Name": "Shape Probe LLC", "ClientInd": "Y"})
+    assert answer.status_code == 201 and isinstance(answer.json(), dict)
+    client = vp.client()
+    firm = client.upsert_firm("Object Answer LLC", client=True)
+    assert firm.action == "created" and len(firm.firm.ClientID) == 32
+    project = client.upsert_project("2026-DEN-OBJ", "Object answers", "01:DEN", firm.firm.ClientID)
+    assert project.WBS1 == "2026-DEN-OBJ" and client.create_account("49990", "Object revenue", 4).Account == "49990"
+
+    vp.control("POST", "revoke_tokens", json={"refresh_tokens": True})
+    refused = raw.get("firm")
+    assert refused.status_code == 401 and refused.content == b"" and "Bearer" in refused.headers["WWW-Authenticate"]
+    assert client.get_project("2026-DEN-OBJ") is not None  # signed in again after the bare 401
+    assert vp.stats()["tokens"]["password_grants"] >= 2
