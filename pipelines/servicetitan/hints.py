@@ -55,6 +55,7 @@ class Plan:
     ignored: list[tuple[int, str]] = field(default_factory=list)  # (inbox id, why)
     handled: list[int] = field(default_factory=list)  # inbox ids whose partition run was requested
     caught_up: list[tuple[int, str]] = field(default_factory=list)  # (inbox id, why) left to the catch-up
+    catch_up_failed: dict[str, str] = field(default_factory=dict)  # connection -> why no catch-up was requested
 
 
 # (connection, source type, ids) -> {id: business day} for the ids the API returned
@@ -163,13 +164,17 @@ def run_requests(fieldledger, hints: list[InboxHint], today: date, instance=None
     for conn_name, last_id in sorted(result.catch_up.items()):
         try:
             conn = load_connection(conn_name)
-        except ConnectionFileError:
-            continue  # no usable connection file: nothing to catch up with (the events say why)
+        except ConnectionFileError as exc:
+            result.catch_up_failed[conn_name] = f"no catch-up was requested: the connection file is unusable ({exc})"
+            continue
         if conn.paused:
+            result.catch_up_failed[conn_name] = "no catch-up was requested: the connection is paused"
             continue
         try:
             requests += connection_catch_up(fieldledger, conn, moment, waiting, f"inbox-catchup-{last_id}")
         except Exception as exc:  # noqa: BLE001 - ServiceTitan unreachable: the catch-up schedule tries again
             log.warning("catch-up of %s asked for by inbox event %d failed (%s); the catch-up schedule retries",
                         conn_name, last_id, exc.__class__.__name__)
+            result.catch_up_failed[conn_name] = (f"the catch-up request failed ({exc.__class__.__name__}); the "
+                                                 "catch-up schedule reads the change from the export feeds")
     return requests, result

@@ -33,10 +33,21 @@ def webhook_inbox_sensor(context: dg.SensorEvaluationContext, fieldledger: Field
                                   datetime.now(UTC).date(), context.instance)
     for why, ids in _by_reason(plan.ignored).items():
         store.mark_inbox(ids, "ignored", why)
-    for why, ids in _by_reason(plan.caught_up).items():
-        store.mark_inbox(ids, "processed", why)
+    _mark_caught_up(store, plan, {h.inbox_id: h.connection for h in hints})
     store.mark_inbox(plan.handled, "processed", "run requested")
     return dg.SensorResult(run_requests=requests, cursor=str(max(e.id for e in events)))
+
+
+def _mark_caught_up(store, plan, connection_of: dict[int, str]) -> None:
+    """Events left to their connection's catch-up are processed only when it was requested; when
+    it was not (no usable file, paused, ServiceTitan unreachable) they fail with the reason."""
+    processed, failed = [], []
+    for inbox_id, why in plan.caught_up:
+        not_requested = plan.catch_up_failed.get(connection_of[inbox_id])
+        (failed if not_requested else processed).append((inbox_id, not_requested or why))
+    for state, marks in (("failed", failed), ("processed", processed)):
+        for why, ids in _by_reason(marks).items():
+            store.mark_inbox(ids, state, why)
 
 
 def no_partition(connection: str) -> str:

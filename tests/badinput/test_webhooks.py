@@ -184,3 +184,26 @@ def test_event_for_a_connection_without_a_partition_fails_alone_and_the_batch_ge
             assert "reload the code location" in row["detail"]
     finally:
         (folder / f"{newcomer}.yaml").unlink()
+
+
+def test_events_whose_catch_up_was_not_requested_fail_with_the_reason(stack, receiver):
+    """Input: an unrecognised (authentic) body stored for summit-mechanical, whose connection file
+    is then paused, so the catch-up the event asks for is not requested. Expected: no run request
+    for summit-mechanical; the event is ``failed`` with "no catch-up was requested: the connection
+    is paused", not ``processed``. Before: it was marked processed although nothing would ever read
+    the change it announced until the schedule's next tick."""
+    other = "summit-mechanical"
+    secret = stack.info["servicetitan"]["tenants"][other]["webhook_secret"]
+    event = {"unknownEnvelope": True, "n": str(uuid.uuid4())}
+    answer = deliver(stack, receiver, event, other, secret)
+    assert answer.status_code == 200, answer.text
+    path = stack.home / "connections" / f"{other}.yaml"
+    original = path.read_text()
+    path.write_text(original + "paused: true\n")
+    try:
+        requests = evaluate_sensor()
+    finally:
+        path.write_text(original)
+    assert not [r for r in requests if str(r.partition_key).startswith(other)]
+    row = inbox_row(stack.store, answer.json()["eventId"], other)
+    assert (row["state"], row["detail"]) == ("failed", "no catch-up was requested: the connection is paused")
