@@ -17,9 +17,10 @@ from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
 from tests.acumatica.documents import invoice
+from tests.reference_docs import REFERENCE_DIR, require_reference
 
-SPEC = Path(os.environ.get("FIELDLEDGER_ACUMATICA_OPENAPI") or (
-    Path(__file__).resolve().parents[2].parent / "shared" / "reference" / "acumatica-openapi" / "Default_24.200.001.json"))
+SPEC = Path(os.environ.get("FIELDLEDGER_ACUMATICA_OPENAPI")
+            or REFERENCE_DIR / "acumatica-openapi" / "Default_24.200.001.json")
 URI = "urn:acumatica:default:24.200.001"
 SYSTEM = {"id", "rowNumber", "note", "custom", "_links", "error", "files"}
 
@@ -29,12 +30,8 @@ def load_spec() -> dict:
 
 
 def require_spec() -> dict:
-    """The reference document; its absence fails under CI and skips elsewhere."""
-    if not SPEC.exists():
-        message = f"Acumatica OpenAPI document not found at {SPEC}; conformance not checked"
-        if os.environ.get("CI"):
-            pytest.fail(message + " (CI is set: set FIELDLEDGER_ACUMATICA_OPENAPI or check out ../shared)")
-        pytest.skip(message)
+    """The reference document; its absence fails under CI and skips elsewhere (tests/reference_docs.py)."""
+    require_reference(SPEC, "Acumatica OpenAPI document Default 24.200.001 (or FIELDLEDGER_ACUMATICA_OPENAPI)")
     return load_spec()
 
 
@@ -159,7 +156,7 @@ def test_errors_conform(spec, sim):
 def test_a_missing_document_fails_under_ci_and_skips_elsewhere(monkeypatch, tmp_path):
     monkeypatch.setattr(__import__(__name__, fromlist=["SPEC"]), "SPEC", tmp_path / "absent.json")
     monkeypatch.setenv("CI", "true")
-    with pytest.raises(pytest.fail.Exception, match="CI is set"):
+    with pytest.raises(pytest.fail.Exception, match="CI must have the reference documents"):
         require_spec()
     monkeypatch.delenv("CI")
     with pytest.raises(pytest.skip.Exception):
