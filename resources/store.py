@@ -450,7 +450,8 @@ class SyncStore:
             while not stop.wait(period):
                 try:
                     self.renew_claims(worker)
-                except (psycopg.Error, OSError) as exc:  # the next beat tries again; hold() fences meanwhile
+                except Exception as exc:  # noqa: BLE001 - a beat that fails must not end the heartbeat:
+                    # the next one tries again, and hold() fences the posts meanwhile
                     log.warning("claim heartbeat of %s failed: %s", worker, type(exc).__name__)
 
         thread = threading.Thread(target=beat, name=f"claims-{worker}", daemon=True)

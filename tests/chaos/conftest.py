@@ -1,29 +1,46 @@
 """The chaos scenario, run once per module: the whole stack as separate processes (bench/fullstack.py)
 under combined faults while live ServiceTitan activity flows through the real receiver and the
-daemon's sensors; a run worker SIGKILLed mid-posting, the receiver and PostgreSQL restarted, every
-token revoked; then faults off and the product's own recovery. The tests read the outcome."""
+daemon's sensors; answers to ERP writes lost after the ERP committed them; a run worker SIGKILLed
+mid-posting, the receiver and PostgreSQL restarted, every token revoked; a slow ERP with two syncs
+of the same connection and day racing each other (and the daemon's runs) under a claim lease much
+shorter than their posting; then faults off and the product's own recovery. The tests read the
+outcome. The period checked is the business days of the records the activity touched, read back
+from ServiceTitan by id: no calendar position is assumed."""
 
 from __future__ import annotations
 
+import json
 import os
+import subprocess
+import sys
 import time
+from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import date
+from pathlib import Path
 
 import httpx
 import pytest
 
 from bench.fullstack import FullStack
+from pipelines.servicetitan.extract import DATE_FIELD, by_ids
+from tests.pipeline.source import st_client
 
 # Per simulator: what the brief asks for, combined from simulators/faults.py's named profiles.
 FAULTS = {
     # 5xx, 429 bursts, latency spikes, dropped / duplicated / reordered / delayed webhooks, tokens revoked
     "servicetitan": "chaos,webhook_drop_rate=0.1,token_revoke_after_seconds=40",
-    # 5xx, 429 bursts, latency spikes, seat-limit refusals at sign-in, tokens revoked
-    "acumatica": "flaky,spiky,throttled,seat_limit_rate=0.15,token_revoke_after_seconds=40",
-    # 503s (plus a maintenance window), 429 bursts, latency spikes, tokens revoked
-    "vantagepoint": "flaky,spiky,throttled,token_revoke_after_seconds=40",
+    # 5xx, 429 bursts, latency spikes, seat-limit refusals at sign-in, tokens revoked, answers to
+    # writes lost after the commit (Acumatica has no idempotency key: a resent PUT is a second invoice)
+    "acumatica": "flaky,spiky,throttled,seat_limit_rate=0.15,token_revoke_after_seconds=40,lost_answer_rate=0.08",
+    # 503s (plus a maintenance window), 429 bursts, latency spikes, tokens revoked, lost answers
+    "vantagepoint": "flaky,spiky,throttled,token_revoke_after_seconds=40,lost_answer_rate=0.08",
 }
+# The slow-ERP phase: every ERP request this much slower while two syncs of one connection and day
+# race, under a claim lease a few requests long (without renewal it lapses mid-posting).
+SLOW_ERP = {"acumatica": "latency_ms=2000", "vantagepoint": "latency_ms=1000"}
+CLAIM_LEASE_SECONDS = "8"
+KINDS_BY_EVENT = {"invoice": "invoice", "payment": "payment", "inventorybill": "bill"}
 # Creations only: an edit of a posted, released document is held for review by design (no silent
 # double posting), which would make "the ERP holds ServiceTitan's amount" untrue on purpose.
 EVENT_TYPES = ["invoice.created", "payment.created", "inventorybill.created"]
@@ -46,6 +63,7 @@ class ChaosRun:
     faults: dict = field(default_factory=dict)
     revoked: dict = field(default_factory=dict)  # tokens revoked by hand, per simulator
     recovered: bool = False  # the daemon alone brought every record to a final state
+    overlaps: dict = field(default_factory=dict)  # partition -> success of each racing sync
     http_errors: dict = field(default_factory=dict)
     events: int = 0
     started: float = 0.0
@@ -115,8 +133,59 @@ def _wait_recovered(stack: FullStack, timeout: float) -> bool:
     return False
 
 
+def event_days(stack: FullStack, events: list[dict]) -> dict[str, set[date]]:
+    """Connection -> the business days of the invoices, payments and bills the events are about,
+    read from ServiceTitan by id (the contractor's local day, whatever UTC's date is)."""
+    names = {tenant: name for name, tenant in stack.tenants().items()}
+    ids: dict[tuple[str, str], set[int]] = defaultdict(set)
+    for event in events:
+        kind = KINDS_BY_EVENT.get(str(event.get("eventType", "")).split(".")[0])
+        if kind and event.get("tenantId") in names:
+            ids[(names[event["tenantId"]], kind)].add(int(event["id"]))
+    days: dict[str, set[date]] = defaultdict(set)
+    for (connection, kind), wanted in ids.items():
+        with st_client(stack.info, connection) as client:
+            for start in range(0, len(wanted), 50):
+                for record in by_ids(client, kind, sorted(wanted)[start:start + 50]):
+                    days[connection].add(date.fromisoformat(str(record[DATE_FIELD[kind]])[:10]))
+    return days
+
+
+def _overlapping_syncs(stack: FullStack, run: ChaosRun, events: list[dict]) -> None:
+    """Two syncs of the same connection and day at once (beside the daemon's own runs), each its
+    own process, while the ERPs answer slowly: the lease (CLAIM_LEASE_SECONDS) is shorter than
+    their posting, so only renewal keeps a run's claims, and fencing keeps the other run out."""
+    from pipelines.jobs import run_tags
+    from pipelines.partitions import partition_key
+
+    days = event_days(stack, events)
+    for sim, slow in SLOW_ERP.items():
+        stack.set_faults(sim, f"{FAULTS[sim]},{slow}")
+    procs = []
+    for connection, touched in sorted(days.items()):
+        key = str(partition_key(connection, max(touched)))
+        for i in range(2):
+            log = stack.log_dir / f"overlap-{connection}-{i}.log"
+            with open(log, "wb") as out:
+                procs.append((key, log, subprocess.Popen(
+                    [sys.executable, "-m", "bench.fullstack", "execute",
+                     json.dumps([[key, dict(run_tags(connection, "overlap"))]])],
+                    env=stack.env_for_children(), stdout=out, stderr=subprocess.STDOUT,
+                    cwd=Path(__file__).resolve().parents[2])))
+    run.mark(f"slow ERPs {SLOW_ERP}; two syncs racing on each of {sorted({k for k, _, _ in procs})}")
+    for key, log, proc in procs:
+        proc.wait(timeout=900)
+        lines = [line for line in log.read_text(errors="replace").splitlines() if line.startswith("{")]
+        run.overlaps.setdefault(key, []).append(json.loads(lines[-1]).get(key, False) if lines else False)
+    for sim in SLOW_ERP:
+        stack.set_faults(sim, FAULTS[sim])
+    run.mark(f"racing syncs done {run.overlaps}; ERPs back to their chaos profile")
+
+
 @pytest.fixture(scope="module")
 def chaos():
+    saved_lease = os.environ.get("FIELDLEDGER_CLAIM_LEASE_SECONDS")
+    os.environ["FIELDLEDGER_CLAIM_LEASE_SECONDS"] = CLAIM_LEASE_SECONDS  # every process of the stack
     stack = FullStack(keep_home=bool(os.environ.get("FL_CHAOS_KEEP")))
     run = ChaosRun(stack, [])
     run.started = time.monotonic()
@@ -124,7 +193,6 @@ def chaos():
     try:
         stack.catch_up_requests()  # the system has been running: the export feeds' tokens start now
         run.mark("stack up: postgres, simulators, receiver, daemon")
-        first_day = datetime.now(UTC).date()
         for sim, spec in FAULTS.items():
             stack.set_faults(sim, spec)
         activity = stack.activity(EVENTS_PER_SECOND, EVENT_TYPES)
@@ -142,6 +210,7 @@ def chaos():
         run.mark("Vantagepoint maintenance off")
         run.revoked = stack.revoke_tokens()
         run.mark(f"every token revoked mid-run {run.revoked}")
+        _overlapping_syncs(stack, run, list(activity.events))
         remaining = CHAOS_SECONDS - (time.monotonic() - run.started)
         time.sleep(max(5.0, remaining))
         activity.stop()
@@ -163,8 +232,11 @@ def chaos():
         run.retry_runs = stack.instance().get_runs(filters=dg.RunsFilter(tags={"dagster/parent_run_id": run.killed_run}))
         run.catch_up_runs = sorted(stack.execute_requests(stack.catch_up_requests()).items())
         run.mark(f"catch-up ran {len(run.catch_up_runs)} partition(s)")
-        last_day = datetime.now(UTC).date()
-        run.days = [first_day + timedelta(days=i) for i in range((last_day - first_day).days + 1)]
+        run.days = sorted(set().union(*event_days(stack, activity.events).values()))
         yield run
     finally:
         stack.stop()
+        if saved_lease is None:
+            os.environ.pop("FIELDLEDGER_CLAIM_LEASE_SECONDS", None)
+        else:
+            os.environ["FIELDLEDGER_CLAIM_LEASE_SECONDS"] = saved_lease
