@@ -10,6 +10,7 @@ from pipelines.jobs import reference_job, sync_job
 from pipelines.mapping.assets import ASSETS as MAPPING_ASSETS
 from pipelines.reconciliation.assets import ASSETS as RECONCILIATION_ASSETS
 from pipelines.resources import FieldledgerResource
+from pipelines.run_health import dead_run_sweeper
 from pipelines.servicetitan.assets import ASSETS as SERVICETITAN_ASSETS
 from pipelines.servicetitan.schedules import servicetitan_catch_up
 from pipelines.servicetitan.sensors import webhook_inbox_sensor
@@ -23,7 +24,8 @@ reference_schedule = dg.ScheduleDefinition(
 defs = dg.Definitions(
     assets=[*SERVICETITAN_ASSETS, *MAPPING_ASSETS, *ERP_ASSETS, *RECONCILIATION_ASSETS],
     jobs=[sync_job, reference_job],
-    sensors=[webhook_inbox_sensor, retry_failed_records_sensor, erp_changes_sensor, erp_existence_check_sensor],
+    sensors=[webhook_inbox_sensor, retry_failed_records_sensor, erp_changes_sensor, erp_existence_check_sensor,
+             dead_run_sweeper],
     schedules=[servicetitan_catch_up, reference_schedule],
     resources={"fieldledger": FieldledgerResource()},
     # Runs the UI or an asset backfill launches (the implicit asset job) execute in process like the

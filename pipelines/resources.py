@@ -62,7 +62,10 @@ class FieldledgerResource(dg.ConfigurableResource):
     database_url: str | None = None
 
     def setup_for_execution(self, context) -> None:
+        from pipelines.run_health import mark_worker
+
         install_log_redaction()
+        mark_worker(context.instance, context.run_id)  # a dead worker's run is found and failed by its pid
 
     def teardown_after_execution(self, context) -> None:
         """End of a run: sign out of the ERPs (an Acumatica session holds a licensed API seat)."""

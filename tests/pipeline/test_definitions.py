@@ -26,7 +26,7 @@ def test_definitions_load_with_the_lineage_servicetitan_mapping_erp():
         "st_invoices", "st_payments", "st_inventory_bills", "st_customers", "st_vendors", "erp_reference_data"}
     assert defs.resolve_job_def("sync").partitions_def is not None
     assert {s.name for s in defs.sensors} == {"webhook_inbox_sensor", "retry_failed_records_sensor",
-                                              "erp_changes_sensor", "erp_existence_check_sensor"}
+                                              "erp_changes_sensor", "erp_existence_check_sensor", "dead_run_sweeper"}
 
 
 @pytest.fixture
