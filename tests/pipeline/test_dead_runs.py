@@ -4,12 +4,13 @@ the run must end FAILURE, its `erp_api` pool slot and record claims must be free
 run that needs the pool must get it. Before the fix the run stayed STARTED for ever and the next
 run's posting step waited "blocked by limit for pool erp_api" without end.
 
-The worker is `fieldledger sync` (it runs the partition in its own process, as an operator does);
+The worker is a process running the sync job in process (`bench.fullstack execute`);
 the sweeper is evaluated the way the daemon evaluates a sensor. Every wait polls against a generous
 deadline: the machine may be loaded."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -41,10 +42,14 @@ def wait_for(what: str, check, timeout: float = 300.0, every: float = 0.2):
 
 
 def sync(day) -> subprocess.Popen:
-    """`fieldledger sync` of one day, in its own process group."""
-    cli = Path(sys.executable).parent / "fieldledger"
-    return subprocess.Popen([str(cli), "sync", "--connection", CONNECTION, "--start", str(day), "--end", str(day)],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+    """A worker process running one day's sync job in process on the shared instance (what a CLI
+    sync or the daemon's run worker does), in its own process group."""
+    from pipelines.jobs import run_tags
+
+    items = [[f"{CONNECTION}|{day}", run_tags(CONNECTION, "cli-sync")]]
+    return subprocess.Popen([sys.executable, "-m", "bench.fullstack", "execute", json.dumps(items)],
+                            cwd=Path(__file__).resolve().parents[2], stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, start_new_session=True)
 
 
 def erp_slot_holders(instance) -> set[str]:
