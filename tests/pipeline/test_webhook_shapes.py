@@ -40,6 +40,9 @@ def wired(stack):
     sim = httpx.Client(base_url=stack.info["servicetitan"]["base_url"], timeout=30)
     for reg in sim.get("/_sim/webhooks").json():  # the placeholder registrations made by the fixture
         sim.delete(f"/_sim/webhooks/{reg['id']}")
+    # the seed's own recent changes are not what these tests are about: move the export tokens to
+    # the feeds' ends, so a catch-up below names only the days the tests changed
+    catch_up_requests(resource(), datetime.now(UTC))
     yield sim, receiver
     sim.close()
     receiver.stop()
@@ -56,8 +59,8 @@ def connect(stack, sim, receiver, *, shape: str, auth: str, header: str = "X-Ser
     tenant = int(stack.info["servicetitan"]["tenants"][CONNECTION]["tenant"])
     path = settings.connections_dir() / f"{CONNECTION}.yaml"
     document = yaml.safe_load(path.read_text())
-    webhook = {"auth": "path_token"} if auth == "token" else {  # hmac is the default mode
-        "signature_header": header, "signature_encoding": encoding}
+    webhook = {"auth": "path_token"} if auth == "token" else {
+        "auth": "hmac", "signature_header": header, "signature_encoding": encoding}
     document["servicetitan"]["webhook"] = webhook
     path.write_text(yaml.safe_dump(document, sort_keys=False))
     url = f"{receiver.base_url}/webhooks/servicetitan/{CONNECTION}"
@@ -77,11 +80,11 @@ def connect(stack, sim, receiver, *, shape: str, auth: str, header: str = "X-Ser
 
 
 def settle(sim, timeout: float = 60.0) -> dict:
-    """The simulator's delivery counts once nothing is queued or held (every delivery answered)."""
+    """The simulator's delivery counts once every delivery is answered (none queued, held or on the wire)."""
     deadline = time.monotonic() + timeout
     while True:
         counts = sim.get("/_sim/webhooks/deliveries").json()
-        if counts["pending"] == 0 and counts["sent"] + counts["failed"] >= counts["events"] - counts["dropped"]:
+        if counts["pending"] == 0:
             return counts
         assert time.monotonic() < deadline, counts
         time.sleep(0.1)
@@ -136,8 +139,11 @@ def tick(sim, tenant: int, count: int) -> list[dict]:
 
 CASES = [  # every shape with each mode; the HMAC cases vary the header and the encoding
     ("current", "hmac", "X-ServiceTitan-Signature", "base64"),
+    ("current", "token", None, None),
     ("v1", "hmac", "X-ST-Hmac", "hex"),
+    ("v1", "token", None, None),
     ("v2", "hmac", "X-ServiceTitan-Signature", "hex"),
+    ("v2", "token", None, None),
 ]
 
 
