@@ -80,7 +80,8 @@ def _st_client(info: dict, tenant_id: int) -> ServiceTitanClient:
                               creds["client_secret"], creds["app_key"])
 
 
-def _sync_day(store, conn, adapter, st: ServiceTitanClient, day) -> tuple[dict[str, list[dict]], object]:
+def _sync_day(store, conn, adapter, st: ServiceTitanClient, day, strict: bool = True
+              ) -> tuple[dict[str, list[dict]], object]:
     """One (connection, day) partition as the assets run it: the day's documents, earlier invoices
     its payments apply to, the parties they reference; registered, then posted."""
     got = {kind: extract.day_records(st, kind, day) for kind in ("invoice", "payment", "bill")}
@@ -96,7 +97,8 @@ def _sync_day(store, conn, adapter, st: ServiceTitanClient, day) -> tuple[dict[s
     worker = f"modes-{day}"
     summary = Poster(store, adapter, conn.name, worker).post(
         store.claim(conn.name, worker, limit=5000, statuses=("pending", "failed")))
-    assert summary.failures == [], (day, summary.failures[:3])
+    if strict:
+        assert summary.failures == [], (day, summary.failures[:3])
     return got, summary
 
 
@@ -156,7 +158,11 @@ def test_thirty_days_land_once_whatever_the_tenant_answers(store, second_store, 
         conn, vault = _connect(second_store, tenant)
         for day in days[-2:]:
             with closing(open_adapter(conn, vault)) as adapter:
-                _, summary = _sync_day(second_store, conn, adapter, st, day)
+                _, summary = _sync_day(second_store, conn, adapter, st, day, strict=False)
                 assert summary.counts["posted"] == 0 and summary.counts["found_existing"] > 0, summary.counts
+                # without its id map, fieldledger will not guess between namesake firms (posting/parties.py):
+                # those parties wait for a person; nothing else may fail
+                assert all(f["record"].split()[0] in ("customer", "vendor") and "carry this name" in f["message"]
+                           for f in summary.failures), summary.failures[:3]
         with closing(open_adapter(conn, vault)) as adapter:
             assert len(adapter.client.ledger("IN")) == before
