@@ -179,13 +179,19 @@ def sync(
 ) -> None:
     """Sync every business day from START to END through Dagster.
 
-    One partition (connection x day) at a time, with a progress bar; the runs show in the Dagster
-    UI. Exit 1 if a run failed or records need attention, 2 if the connection is not configured."""
+    Submits one run per partition (connection x day) to the Dagster instance's run queue (the
+    daemon starts them, one per connection at a time) and follows them with a progress bar. Ctrl-C
+    takes the runs not started yet out of the queue and says which days to sync again. Exit 1 if a
+    run failed or records need attention, 2 if the connection is not configured or is paused, or
+    no Dagster daemon is running."""
     from datetime import date
 
-    from fieldledger.operations import days_between, open_failures, run_partitions
+    from fieldledger.operations import days_between, open_failures
 
-    _configured(connection)
+    conn = _configured(connection)
+    if conn.paused:
+        fail(f"connection {connection} is paused (`paused: true` in its file), so nothing is synced for it; "
+             f"set `paused: false` in {settings.connections_dir() / (connection + '.yaml')} to sync it", 2)
     try:
         first, last = date.fromisoformat(start), date.fromisoformat(end)
     except ValueError:
@@ -193,8 +199,7 @@ def sync(
     if last < first:
         fail("--end is before --start", 2)
     days = days_between(first, last)
-    with _progress(f"syncing {connection}", len(days)) as advance:
-        outcome = run_partitions(connection, days, "cli-sync", on_done=advance)
+    outcome = _submit_and_follow(connection, days, "cli-sync", f"syncing {connection}")
     failures = open_failures(_store(), connection, first, last)
     typer.echo(f"{outcome.runs} runs, {len(outcome.failed_runs)} failed runs, {len(failures)} records need attention")
     for run in outcome.failed_runs:
@@ -204,6 +209,30 @@ def sync(
     if outcome.failed_runs or failures:
         typer.echo("See `fieldledger errors list`, fix the cause, then `fieldledger replay --failed`.")
         raise typer.Exit(1)
+
+
+def _submit_and_follow(connection: str, days: list, reason: str, label: str):
+    """Submit the days' runs to the queue and follow them; refuse (exit 2) without a daemon. On
+    Ctrl-C the queued runs are cancelled, a run in progress finishes, and the command to sync the
+    unfinished days again is printed (exit 130)."""
+    from fieldledger.operations import NoDaemon, cancel_queued, follow_runs, submit_partitions
+
+    try:
+        runs = submit_partitions(connection, days, reason)
+    except NoDaemon as exc:
+        fail(str(exc), 2)
+    try:
+        with _progress(label, len(runs)) as advance:
+            return follow_runs(runs, connection, on_done=advance)
+    except KeyboardInterrupt:
+        cancelled, running = cancel_queued(runs)
+        typer.echo(f"\nstopped following: {len(cancelled)} queued run(s) cancelled, {len(running)} in progress "
+                   "finish(es) on its own (see the Dagster UI, Runs)")
+        left = sorted(cancelled + running)
+        if left:
+            typer.echo(f"days not synced yet: {', '.join(str(d) for d in left)}; sync them again with\n"
+                       f"  fieldledger sync --connection {connection} --start {left[0]} --end {left[-1]}")
+        raise typer.Exit(130) from None
 
 
 @app.command()
@@ -221,7 +250,7 @@ def replay(
     import uuid
     from datetime import date
 
-    from fieldledger.operations import open_failures, prepare_replay, run_partitions
+    from fieldledger.operations import open_failures, prepare_replay
 
     conn = _configured(connection)
     if not (failed or day or record):
@@ -236,8 +265,7 @@ def replay(
     if not days:
         typer.echo("nothing to replay")
         return
-    with _progress(f"replaying {connection}", len(days)) as advance:
-        outcome = run_partitions(connection, sorted(days), "replay", on_done=advance)
+    outcome = _submit_and_follow(connection, sorted(days), "replay", f"replaying {connection}")
     left = [r for r in open_failures(store, connection) if r.business_date in days]
     typer.echo(f"replayed {len(days)} day(s): {outcome.runs} runs, {len(left)} records still need attention")
     if outcome.failed_runs or left:

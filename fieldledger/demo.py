@@ -1,6 +1,6 @@
 """`make demo`: everything, live, on this machine. Starts the embedded PostgreSQL, the three
 simulators in live mode, the webhook receiver, the Dagster webserver and daemon on one instance;
-sets up the demo connections; backfills the last 30 days; then prints a status line every few
+sets up the demo connections; queues the last 30 days' runs (only the days no run synced yet); then prints a status line every few
 seconds until Ctrl-C, when it stops every process it started.
 
 Running it again resumes: the simulators keep their state in ``<state>/simulators/`` (see
@@ -80,7 +80,7 @@ class Processes:
                 pass
 
     def dead(self) -> list[str]:
-        return [name for name, proc in self.children if proc.poll() is not None and name != "backfill"]
+        return [name for name, proc in self.children if proc.poll() is not None]
 
 
 def _bin(name: str) -> str:
@@ -115,6 +115,40 @@ def _wait_http(url: str, timeout: float, what: str) -> None:
         if time.monotonic() > deadline:
             raise SystemExit(f"{what} did not answer at {url} within {timeout:.0f} s; see the logs folder")
         time.sleep(0.5)
+
+
+def wait_daemon(timeout: float, proc: subprocess.Popen, log: Path) -> None:
+    """Until the daemon dequeues runs (its heartbeat): the backfill is submitted to its queue."""
+    from fieldledger.instance import get_instance
+    from fieldledger.operations import NoDaemon, check_daemon
+
+    instance = get_instance()
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return check_daemon(instance)
+        except NoDaemon:
+            if proc.poll() is not None:
+                raise SystemExit(f"the Dagster daemon stopped at start (exit {proc.returncode}); see {log}") from None
+            if time.monotonic() > deadline:
+                raise SystemExit(f"the Dagster daemon did not start within {timeout:.0f} s; see {log}") from None
+            time.sleep(1)
+
+
+def queue_backfill(days: int, today) -> str:
+    """Submit a sync run for each of the last ``days`` days of each demo connection that has no
+    run that succeeded or is on its way: a restarted demo does not sync its month again."""
+    from fieldledger.operations import days_between, days_covered, submit_partitions
+
+    window = days_between(today - timedelta(days=days - 1), today)
+    counts = []
+    for connection in DEMO_CONNECTIONS:
+        covered = days_covered(connection, window)
+        todo = [d for d in window if d not in covered]
+        if todo:
+            submit_partitions(connection, todo, "backfill")
+        counts.append(f"{connection} {len(todo)} day(s) queued" + (f", {len(covered)} done before" if covered else ""))
+    return "; ".join(counts)
 
 
 def status_line(store) -> str:
@@ -203,13 +237,13 @@ def run_demo(days: int = 30, live_rate: float = 20.0, fresh: bool = False) -> No
         workspace = str(PROJECT_ROOT / "workspace.yaml")
         procs.start("dagster-webserver", [_bin("dagster-webserver"), "-w", workspace, "-h", "127.0.0.1",
                                           "-p", str(ui_port)], env)
-        procs.start("dagster-daemon", [_bin("dagster-daemon"), "run", "-w", workspace], env)
+        from fieldledger.instance import ensure_pools, get_instance
+
+        ensure_pools(get_instance())  # before any run: two runs creating a pool at once fail one
+        daemon = procs.start("dagster-daemon", [_bin("dagster-daemon"), "run", "-w", workspace], env)
         _wait_http(f"http://127.0.0.1:{ui_port}/server_info", 120, "the Dagster webserver")
-        today = datetime.now(UTC).date()
-        start = today - timedelta(days=days - 1)
-        backfill = " && ".join(
-            f"{_bin('fieldledger')} sync --connection {c} --start {start} --end {today}" for c in DEMO_CONNECTIONS)
-        procs.start("backfill", ["/bin/sh", "-c", backfill], env)
+        wait_daemon(120, daemon, log_dir / "dagster-daemon.log")
+        queued = queue_backfill(days, datetime.now(UTC).date())
         sim = __import__("json").loads(info.read_text())
         print(f"""
   Dagster UI      http://127.0.0.1:{ui_port}
@@ -217,7 +251,7 @@ def run_demo(days: int = 30, live_rate: float = 20.0, fresh: bool = False) -> No
   ServiceTitan    {sim['servicetitan']['base_url']}
   Acumatica       {sim['acumatica']['base_url']}
   Vantagepoint    {sim['vantagepoint']['base_url']}
-  backfill        last {days} days for {', '.join(DEMO_CONNECTIONS)} (log: {log_dir}/backfill.log)
+  backfill        last {days} days: {queued} (runs in the Dagster UI's queue)
   Ctrl-C stops everything; `make demo` again resumes (`fieldledger demo --fresh` starts over).
 """)
         while not stop.wait(5):

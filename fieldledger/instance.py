@@ -10,6 +10,7 @@ from pathlib import Path
 from fieldledger.settings import ensure_state_home
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+LOCATION_NAME = "fieldledger"  # workspace.yaml's code location
 
 
 def dagster_pg_url() -> str:
@@ -44,3 +45,17 @@ def get_instance():
 
     prepare_environment()
     return dg.DagsterInstance.get()
+
+
+def ensure_pools(instance) -> list[str]:
+    """Create every pool the assets name (at its default limit) once, before any run: two runs
+    creating one pool at the same moment fail one of them on the pool's unique key."""
+    from pipelines.definitions import defs
+
+    graph = defs.resolve_asset_graph()
+    pools = set().union(*[graph.get(key).pools or set() for key in graph.get_all_asset_keys()])
+    storage = instance.event_log_storage
+    missing = sorted(pools - storage.get_concurrency_keys())
+    for pool in missing:
+        storage.initialize_concurrency_limit_to_default(pool)
+    return missing

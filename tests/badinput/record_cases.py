@@ -14,7 +14,6 @@ from decimal import Decimal
 
 import pytest
 
-from fieldledger.operations import run_partitions
 from posting.protocol import FIXES
 from tests.badinput.scenario import (
     HOSTILE_NAME,
@@ -33,6 +32,7 @@ from tests.badinput.scenario import (
     latest,
     replay,
 )
+from tests.pipeline.runs import run_partitions
 
 
 def utf16_prefix(text: str, units: int) -> str:

@@ -18,11 +18,12 @@ from typing import Protocol
 
 import httpx
 
-from fieldledger.operations import prepare_replay, run_partitions
+from fieldledger.operations import prepare_replay
 from fieldledger.settings import connections_dir
 from mappings.connection import load_connection
 from pipelines.servicetitan import extract
 from resources.servicetitan import ServiceTitanClient
+from tests.pipeline.runs import run_partitions
 from tests.pipeline.source import days_holding
 
 UNICODE_NAME = "Müller & Søn — Café"

@@ -9,13 +9,14 @@ from decimal import Decimal
 import httpx
 import pytest
 
-from fieldledger.operations import prepare_replay, run_partitions
+from fieldledger.operations import prepare_replay
 from mappings.connection import load_connection
 from pipelines.servicetitan import extract
 from posting.vantagepoint import KINDS, implicit_total
 from resources.vantagepoint import VantagepointClient
 from tests.badinput.record_cases import BadRecordCases
 from tests.badinput.scenario import busy_day, latest, st_client
+from tests.pipeline.runs import run_partitions
 from tests.pipeline.source import day_counts
 
 pytestmark = pytest.mark.slow

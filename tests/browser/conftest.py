@@ -78,8 +78,9 @@ def _materialize(stack) -> tuple[dict[str, list[date]], date]:  # noqa: F811 - t
     """Two good days for each connection, then a third cascade-hvac day with business unit 1106 taken
     out of the mapping (a unit added in ServiceTitan that nobody mapped): its invoices quarantine and
     the `mapping_complete` check fails with the reason."""
-    from fieldledger.operations import open_failures, run_partitions
+    from fieldledger.operations import open_failures
     from fieldledger.settings import connections_dir
+    from tests.pipeline.runs import run_partitions
     from tests.pipeline.source import days_holding
     from tests.pipeline.test_quarantine_and_replay import unit_block
 

@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import pytest
 
-from fieldledger.operations import run_partitions
 from tests.badinput.scenario import StControl, busy_day
 from tests.operator.conftest import run_cli
+from tests.pipeline.runs import run_partitions
 
 pytestmark = pytest.mark.slow
 CONNECTION = "cascade-hvac"

@@ -10,13 +10,13 @@ from decimal import Decimal
 import httpx
 import pytest
 
-from fieldledger.operations import run_partitions
 from mappings.connection import load_connection
 from posting.reconcile import reconcile
 from posting.registry import open_adapter
 from resources.acumatica import AcumaticaClient
 from resources.vault import Vault
 from tests.operator.conftest import run_cli
+from tests.pipeline.runs import run_partitions
 from tests.pipeline.source import days_holding
 
 pytestmark = pytest.mark.slow

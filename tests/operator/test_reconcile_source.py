@@ -13,7 +13,6 @@ from decimal import Decimal
 import httpx
 import pytest
 
-from fieldledger.operations import run_partitions
 from mappings.connection import load_connection
 from pipelines.servicetitan.extract import day_records
 from posting.reconcile import from_servicetitan, from_store, reconcile
@@ -21,6 +20,7 @@ from posting.registry import open_adapter
 from resources.acumatica import AcumaticaClient
 from resources.vault import Vault
 from tests.operator.conftest import stack  # noqa: F401 - the shared module-scoped fixture
+from tests.pipeline.runs import run_partitions
 from tests.pipeline.source import days_holding, st_client
 
 pytestmark = pytest.mark.slow

@@ -13,8 +13,9 @@ from collections import Counter
 
 import pytest
 
-from fieldledger.operations import open_failures, run_partitions
+from fieldledger.operations import open_failures
 from resources.vantagepoint import VantagepointClient, pad_document_number
+from tests.pipeline.runs import run_partitions
 from tests.pipeline.source import days_holding, source_documents
 
 pytestmark = pytest.mark.slow

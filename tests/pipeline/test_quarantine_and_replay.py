@@ -7,10 +7,11 @@ from collections import Counter
 
 import pytest
 
-from fieldledger.operations import open_failures, prepare_replay, run_partitions
+from fieldledger.operations import open_failures, prepare_replay
 from fieldledger.settings import connections_dir
 from mappings.connection import load_connection
 from resources.acumatica import AcumaticaClient
+from tests.pipeline.runs import run_partitions
 from tests.pipeline.source import days_holding, source_documents
 
 pytestmark = pytest.mark.slow

@@ -11,12 +11,12 @@ from decimal import Decimal
 
 import pytest
 
-from fieldledger.operations import run_partitions
 from mappings.connection import load_connection
 from posting.reconcile import reconcile
 from posting.registry import open_adapter
 from resources.acumatica import AcumaticaClient
 from resources.vault import Vault
+from tests.pipeline.runs import run_partitions
 from tests.pipeline.source import last_days, source_documents
 
 pytestmark = pytest.mark.slow

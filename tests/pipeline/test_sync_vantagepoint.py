@@ -10,12 +10,12 @@ from decimal import Decimal
 
 import pytest
 
-from fieldledger.operations import run_partitions
 from mappings.connection import load_connection
 from posting.reconcile import reconcile
 from posting.registry import open_adapter
 from resources.vantagepoint import VantagepointClient
 from resources.vault import Vault
+from tests.pipeline.runs import run_partitions
 from tests.pipeline.source import last_days, source_documents
 from tests.vantagepoint.ledger_checks import assert_synced_once
 
