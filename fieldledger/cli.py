@@ -132,6 +132,10 @@ def init(
     typer.echo(f"state folder  {home}")
     typer.echo(f"master key    {key} (mode 0600; back it up: secrets cannot be read without it)")
     typer.echo(f"sync store    schema version {store.schema_version()}")
+    from fieldledger.instance import ensure_pools, get_instance
+
+    created = ensure_pools(get_instance())  # before any run: two runs creating one pool fail one
+    typer.echo(f"dagster       pools {', '.join(created) or 'already set up'}")
     folder = settings.connections_dir()
     folder.mkdir(parents=True, exist_ok=True)
     example = folder / EXAMPLE_NAME
