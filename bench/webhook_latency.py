@@ -114,7 +114,7 @@ def measure(events: int, interval: float, timeout: float) -> dict:
     stack.start(daemon=False)
     try:
         sampler.start()
-        from fieldledger.operations import run_partitions
+        from tests.pipeline.runs import run_partitions  # in this process: the daemon is not up yet
 
         for name in ERPS:  # today's baseline, as a running system has it
             run_partitions(name, [datetime.now(UTC).date()], "bench-baseline")
