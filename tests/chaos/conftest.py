@@ -134,13 +134,14 @@ def _wait_recovered(stack: FullStack, timeout: float) -> bool:
 
 
 def event_days(stack: FullStack, events: list[dict]) -> dict[str, set[date]]:
-    """Connection -> the business days of the invoices, payments and bills the events are about,
+    """Connection -> the business days of the invoices, payments and bills the events created,
     read from ServiceTitan by id (the contractor's local day, whatever UTC's date is)."""
     names = {tenant: name for name, tenant in stack.tenants().items()}
     ids: dict[tuple[str, str], set[int]] = defaultdict(set)
-    for event in events:
-        kind = KINDS_BY_EVENT.get(str(event.get("eventType", "")).split(".")[0])
-        if kind and event.get("tenantId") in names:
+    for event in events:  # creations only: a payment also announces the older invoice it pays (updated)
+        family, _, action = str(event.get("eventType", "")).partition(".")
+        kind = KINDS_BY_EVENT.get(family)
+        if kind and action == "created" and event.get("tenantId") in names:
             ids[(names[event["tenantId"]], kind)].add(int(event["id"]))
     days: dict[str, set[date]] = defaultdict(set)
     for (connection, kind), wanted in ids.items():
