@@ -221,18 +221,20 @@ def _submit_and_follow(connection: str, days: list, reason: str, label: str):
     unfinished days again is printed (exit 130)."""
     from fieldledger.operations import NoDaemon, cancel_queued, follow_runs, submit_partitions
 
+    runs: list = []
     try:
-        runs = submit_partitions(connection, days, reason)
-    except NoDaemon as exc:
-        fail(str(exc), 2)
-    try:
+        try:
+            submit_partitions(connection, days, reason, submitted=runs)
+        except NoDaemon as exc:
+            fail(str(exc), 2)
         with _progress(label, len(runs)) as advance:
             return follow_runs(runs, connection, on_done=advance)
     except KeyboardInterrupt:
         cancelled, running = cancel_queued(runs)
         typer.echo(f"\nstopped following: {len(cancelled)} queued run(s) cancelled, {len(running)} in progress "
                    "finish(es) on its own (see the Dagster UI, Runs)")
-        left = sorted(cancelled + running)
+        finished = {day for day, _ in runs} - set(cancelled) - set(running)
+        left = sorted(set(days) - finished)
         if left:
             typer.echo(f"days not synced yet: {', '.join(str(d) for d in left)}; sync them again with\n"
                        f"  fieldledger sync --connection {connection} --start {left[0]} --end {left[-1]}")

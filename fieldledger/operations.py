@@ -44,11 +44,12 @@ def check_daemon(instance) -> None:
                        "sets: DAGSTER_HOME) and try again")
 
 
-def submit_partitions(connection: str, days: Iterable[date], reason: str,
-                      tags: dict[str, str] | None = None) -> list[tuple[date, str]]:
+def submit_partitions(connection: str, days: Iterable[date], reason: str, tags: dict[str, str] | None = None,
+                      submitted: list[tuple[date, str]] | None = None) -> list[tuple[date, str]]:
     """Put one sync run per (connection, day) in the instance's run queue, tagged with the
     partition and ``tags`` (default fieldledger's: connection, reason, priority); the daemon starts
-    them, one per connection at a time. Returns (day, run id) in submission order."""
+    them, one per connection at a time. Returns (day, run id) in submission order, appended to
+    ``submitted`` as each run is queued (a caller interrupted half-way knows what is queued)."""
     from dagster._core.remote_origin import InProcessCodeLocationOrigin
     from dagster._core.types.loadable_target_origin import LoadableTargetOrigin
     from dagster._core.workspace.context import WorkspaceProcessContext
@@ -65,7 +66,7 @@ def submit_partitions(connection: str, days: Iterable[date], reason: str,
     origin = InProcessCodeLocationOrigin(
         LoadableTargetOrigin(executable_path=sys.executable, module_name="pipelines.definitions", attribute="defs",
                              working_directory=str(PROJECT_ROOT)), location_name=LOCATION_NAME)
-    submitted = []
+    submitted = [] if submitted is None else submitted
     with WorkspaceProcessContext(instance, InProcessWorkspaceLoadTarget(origin)) as context:
         workspace = context.create_request_context()
         location = workspace.get_code_location(LOCATION_NAME)
@@ -130,15 +131,16 @@ def run_partitions(connection: str, days: Iterable[date], reason: str,
 
 
 def days_covered(connection: str, days: Iterable[date]) -> set[date]:
-    """The days among ``days`` whose sync run of ``connection`` succeeded or is still queued or in
-    progress: a restarted demo backfills only the others."""
+    """The days among ``days`` whose sync run of ``connection`` succeeded or still waits in the
+    queue: a restarted demo backfills only the others. A run left STARTED by a stopped demo does
+    not count (its worker is gone); a day run twice is harmless, the protocol skips what is posted."""
     from dagster import DagsterRunStatus, RunsFilter
 
     from fieldledger.instance import get_instance
     from pipelines.partitions import partition_key
 
     wanted = {str(partition_key(connection, d)): d for d in days}
-    statuses = [s for s in DagsterRunStatus if s.value not in {"FAILURE", "CANCELED", "CANCELING"}]
+    statuses = [DagsterRunStatus.SUCCESS, DagsterRunStatus.QUEUED, DagsterRunStatus.NOT_STARTED]
     runs = get_instance().get_runs(RunsFilter(job_name="sync", statuses=statuses,
                                               tags={"dagster/partition/connection": connection}))
     return {wanted[r.tags["dagster/partition"]] for r in runs if r.tags.get("dagster/partition") in wanted}

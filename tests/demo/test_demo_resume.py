@@ -112,7 +112,7 @@ def test_demo_stops_cleanly_and_resumes_where_it_was(demo):
     url = demo.env["FIELDLEDGER_DATABASE_URL"]
     started = time.monotonic()
     demo.start()
-    first = demo.wait_posted(url, 0, timeout=90)
+    first = demo.wait_posted(url, 0, timeout=180)
     print(f"first posted after {time.monotonic() - started:.1f} s")
     family = demo.interrupt()
     print(f"stopped after {time.monotonic() - started:.1f} s")
@@ -124,7 +124,7 @@ def test_demo_stops_cleanly_and_resumes_where_it_was(demo):
         "acumatica.snapshot", "servicetitan.snapshot", "vantagepoint.snapshot"]
 
     demo.start()
-    demo.wait_posted(url, stopped_at, timeout=90)
+    demo.wait_posted(url, stopped_at, timeout=180)
     assert first_ids <= posted_ids(url)  # the same rows: the books resumed, they did not start over
     print(f"posted again after {time.monotonic() - started:.1f} s")
     info = json.loads((demo.home / "sim.json").read_text())

@@ -149,3 +149,49 @@ def test_a_run_without_fieldledger_tags_waits_for_its_connections_run(stack, dae
     assert second.start_time >= first.end_time, (
         f"runs of one connection overlapped: {first.dagster_run.run_id} ended {first.end_time}, "
         f"{second.dagster_run.run_id} started {second.start_time}")
+
+
+def test_ctrl_c_cancels_the_queued_runs_and_the_printed_command_syncs_them(stack, daemon):
+    """Ctrl-C stops following: queued runs are cancelled, a run in progress finishes, and the
+    command printed for the unfinished days syncs them (before, `replay --failed` found nothing)."""
+    import re
+
+    first = days_holding(stack.info, "summit-mechanical", back=(6, 28))[0]
+    days = [first + timedelta(days=i) for i in range(4)]  # a run each, the first holding records
+    before = {r.run_id for r in runs_of("summit-mechanical")}
+    cmd = [str(Path(sys.executable).parent / "fieldledger"), "sync", "--connection", "summit-mechanical",
+           "--start", str(days[0]), "--end", str(days[-1])]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=dict(os.environ),
+                            cwd=PROJECT_ROOT)
+    total = (days[-1] - days[0]).days + 1
+    deadline = time.monotonic() + 180
+    while len([r for r in runs_of("summit-mechanical", "cli-sync") if r.run_id not in before]) < total:
+        assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()[0]
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGINT)
+    out = proc.communicate(timeout=120)[0]
+    assert proc.returncode == 130, out
+    mine = [r for r in runs_of("summit-mechanical", "cli-sync") if r.run_id not in before]
+    assert any(r.status.value == "CANCELED" for r in mine), out  # one run per connection: the rest waited
+    again = re.search(r"fieldledger (sync --connection summit-mechanical --start \S+ --end \S+)", out)
+    assert again, out
+    done = fieldledger(*again.group(1).split())
+    assert done.returncode in (0, 1) and "0 failed runs" in done.stdout, done.stdout + done.stderr
+    synced = {r.tags["dagster/partition/day"] for r in runs_of("summit-mechanical") if r.is_success}
+    assert {str(days[0] + timedelta(days=i)) for i in range(total)} <= synced
+
+
+def test_demo_backfill_queues_only_days_without_a_run(stack, daemon):
+    """A restarted demo does not sync its window again: the second call queues nothing."""
+    from fieldledger.demo import DEMO_CONNECTIONS, queue_backfill
+    from fieldledger.operations import follow_runs
+
+    today = max(days_holding(stack.info, CONNECTION, back=(3, 28))) + timedelta(days=1)
+    queue_backfill(2, today)
+    queued = {c: [(None, r.run_id) for r in runs_of(c, "backfill")] for c in DEMO_CONNECTIONS}
+    assert sum(map(len, queued.values())) > 0
+    for connection, runs in queued.items():
+        assert follow_runs(runs, connection).failed_runs == []
+    again = queue_backfill(2, today)
+    assert again == "; ".join(f"{c} 0 day(s) queued, 2 done before" for c in DEMO_CONNECTIONS), again
+    assert {c: [(None, r.run_id) for r in runs_of(c, "backfill")] for c in DEMO_CONNECTIONS} == queued
