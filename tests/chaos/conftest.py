@@ -38,7 +38,7 @@ FAULTS = {
 }
 # The slow-ERP phase: every ERP request this much slower while two syncs of one connection and day
 # race, under a claim lease a few requests long (without renewal it lapses mid-posting).
-SLOW_ERP = {"acumatica": "latency_ms=2000", "vantagepoint": "latency_ms=1000"}
+SLOW_ERP = {"acumatica": "latency_ms=500", "vantagepoint": "latency_ms=250"}
 CLAIM_LEASE_SECONDS = "8"
 KINDS_BY_EVENT = {"invoice": "invoice", "payment": "payment", "inventorybill": "bill"}
 # Creations only: an edit of a posted, released document is held for review by design (no silent
