@@ -301,7 +301,10 @@ def test_releases_running_in_the_background_are_confirmed_by_one_look_up(store, 
     polled = {c.rsplit("/", 1)[1] for c in calls if "/ReleaseInvoice/status/" in c}
     assert calls.count("PUT /Invoice") == 3 and calls.count("POST /Invoice/ReleaseInvoice") == 3
     assert len(polled) == 1, calls  # the earliest release; the look-up after it found the others done
-    assert calls.count("GET /Invoice") == 3, calls  # exactly-once look-up, then two confirming look-ups
+    # the exactly-once look-up runs right before each small group is posted (at most one per
+    # document, split across the posting workers), then the stage is confirmed by two look-ups
+    assert calls[:calls.index("PUT /Invoice")].count("GET /Invoice") >= 1, calls  # asked before posting
+    assert calls.count("GET /Invoice") <= 3 + 2, calls  # three documents, two confirming look-ups
     assert not [c for c in calls if c.startswith("GET /Invoice/Invoice/") or c.startswith("GET /Invoice/Credit")]
 
 
