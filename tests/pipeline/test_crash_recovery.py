@@ -4,6 +4,7 @@ run posted but never recorded), and the audit trail shows the recovery."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -14,6 +15,8 @@ from collections import Counter
 import pytest
 
 from fieldledger.operations import open_failures
+from pipelines.jobs import run_tags
+from pipelines.partitions import partition_key
 from resources.vantagepoint import VantagepointClient, pad_document_number
 from tests.pipeline.runs import run_partitions
 from tests.pipeline.source import days_holding, source_documents
@@ -30,8 +33,10 @@ def posted_count(store) -> int:
 
 def test_sigkill_mid_posting_then_replay_posts_nothing_twice(stack):
     days = days_holding(stack.info, CONNECTION, 2, minimum=20)  # enough invoices to be killed mid-posting
-    cmd = [sys.executable, "-m", "fieldledger.cli", "sync", "--connection", CONNECTION,
-           "--start", str(days[0]), "--end", str(days[-1])]
+    # a run worker of its own (the in-process runner in a child process): SIGKILL takes it mid-posting
+    # the way a dead Dagster run worker is taken; the product's queue path is covered in test_run_queue.py
+    items = [[str(partition_key(CONNECTION, day)), dict(run_tags(CONNECTION, "killed"))] for day in days]
+    cmd = [sys.executable, "-m", "bench.fullstack", "execute", json.dumps(items)]
     proc = subprocess.Popen(cmd, env=dict(os.environ), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 120
     while posted_count(stack.store) < 5:  # let it get well into posting, then kill it mid-flight

@@ -93,7 +93,9 @@ def test_sigterm_lets_in_flight_deliveries_finish(receiver_process, store, datab
             pass
         blocker.rollback()  # release the lock: the queued inserts commit and are answered
     sender.join(timeout=30)
-    assert served.wait(30) == -signal.SIGTERM  # uvicorn re-raises the signal after a clean shutdown
+    # a clean exit either way: uvicorn re-raises SIGTERM after its shutdown, or exits 0 when the
+    # signal lands while its server loop is already returning (seen on a loaded machine)
+    assert served.wait(30) in (0, -signal.SIGTERM)
     assert results == {i: 200 for i in range(len(bodies))}
     assert len(inbox_rows(store)) == len(bodies)
     output = served.output()
