@@ -8,12 +8,15 @@ crashed worker's claims expire. This module knows nothing about ServiceTitan or 
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
 import os
+import random
 import socket
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -34,6 +37,26 @@ log = logging.getLogger("fieldledger.store")
 RECORD_STATUSES = ("pending", "posted", "skipped", "quarantined", "failed", "needs_review", "superseded")
 OPEN_FAILURE_STATUSES = ("quarantined", "failed", "needs_review")
 STRANDED_AFTER_SECONDS = 90.0  # a pending record unclaimed this long was left behind by a failed run
+
+
+def retried_on_deadlock(method: Callable) -> Callable:
+    """Run a one-transaction store method again when PostgreSQL ends it as a deadlock victim (or a
+    serialization failure): the transaction was rolled back whole, so running it again is safe.
+    Two workers' claims, a heartbeat and an outcome can meet on the same rows in a different
+    order; the loser must not fail a run for it."""
+    @functools.wraps(method)
+    def again(*args, **kwargs):
+        for attempt in range(4):
+            try:
+                return method(*args, **kwargs)
+            except (psycopg.errors.DeadlockDetected, psycopg.errors.SerializationFailure):
+                if attempt == 3:
+                    raise
+                log.info("%s lost a deadlock; running it again", method.__name__)
+                time.sleep(random.uniform(0.01, 0.1) * (attempt + 1))
+        raise AssertionError("unreachable")
+
+    return again
 
 
 @dataclass(frozen=True)
@@ -366,6 +389,7 @@ class SyncStore:
             rows = conn.execute(sql + " GROUP BY status", args).fetchall()
         return {r["status"]: r["n"] for r in rows}
 
+    @retried_on_deadlock
     def claim(self, connection: str, worker: str, *, limit: int = 100, lease_seconds: float | None = None,
               statuses: Sequence[str] = ("pending",), source_types: Sequence[str] | None = None,
               business_date: date | None = None, source_ids: Iterable[str] | None = None) -> list[Record]:
@@ -406,6 +430,7 @@ class SyncStore:
                 "RETURNING r.*", (worker, lease, list(tokens), list(tokens.values()))).fetchall()
         return sorted((Record.from_row(r) for r in rows), key=lambda r: r.id)
 
+    @retried_on_deadlock
     def hold(self, record: Record) -> bool:
         """Check right before posting that this worker still holds the record's document claim
         (same holder, same fencing token, lease not lapsed), renewing the lease; False when not:
@@ -419,11 +444,13 @@ class SyncStore:
                 "WHERE connection = %s AND source_type = %s AND source_id = %s AND claimed_by = %s "
                 "AND claim_token = %s AND claimed_until > now() RETURNING claimed_until",
                 (record.connection, record.source_type, record.source_id, holder, token)).fetchone()
-            if row is not None:
+        if row is not None:  # the record's copy of the lease in a transaction of its own (lock order: see renew_claims)
+            with self.transaction() as conn:
                 conn.execute("UPDATE records SET claimed_until = %s WHERE id = %s AND claim_token = %s",
                              (row["claimed_until"], record.id, token))
         return row is not None
 
+    @retried_on_deadlock
     def renew_claims(self, worker: str) -> int:
         """Extend every unexpired claim ``worker`` holds by its lease; a lapsed one stays lapsed
         (another worker may hold it now). Returns how many documents it still holds."""
@@ -431,6 +458,9 @@ class SyncStore:
             renewed = conn.execute(
                 "UPDATE document_claims SET claimed_until = now() + make_interval(secs => lease_seconds) "
                 "WHERE claimed_by = %s AND claimed_until > now()", (worker,)).rowcount
+        # The records' copy of the leases in a second transaction: record_outcome locks a record and
+        # then ends its document claim; holding claims while waiting for records here deadlocked with it.
+        with self.transaction() as conn:
             conn.execute(
                 "UPDATE records r SET claimed_until = d.claimed_until FROM document_claims d "
                 "WHERE r.claimed_by = %s AND d.claimed_by = r.claimed_by AND d.claim_token = r.claim_token "
@@ -495,6 +525,7 @@ class SyncStore:
                                 (dead,))
             return rows.rowcount
 
+    @retried_on_deadlock
     def record_outcome(self, record_id: int, status: str, *, step: str, outcome: str,
                        target_key: str | None = None, error_class: str | None = None,
                        error_message: str | None = None, detail: dict | None = None, run_id: str | None = None,

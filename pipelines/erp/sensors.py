@@ -14,9 +14,14 @@ from pipelines.resources import FieldledgerResource
 @dg.sensor(job=sync_job, minimum_interval_seconds=30, default_status=dg.DefaultSensorStatus.RUNNING,
            description="Re-runs partitions whose failed records are due for another attempt.")
 def retry_failed_records_sensor(context: dg.SensorEvaluationContext, fieldledger: FieldledgerResource):
-    from pipelines.servicetitan.sensors import queued_partitions
+    from pipelines.servicetitan.sensors import partitions_with_runs
 
-    waiting = queued_partitions(context.instance)
+    # a day with a run queued or under way is left to that run: it posts the day's due records
+    # itself, and a second run of the day would only wait behind it (one run per connection) and
+    # sync the whole day again; if the run dies, the sweeper fails it and a later tick asks again
+    waiting = partitions_with_runs(context.instance, [
+        dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.STARTING,
+        dg.DagsterRunStatus.STARTED])
     active = sorted(c.name for c in _active_connections())  # a paused connection is not retried until resumed
     # dealt round robin across the active connections: one with many due days cannot starve the others
     due = [(c, d) for c, d in fieldledger.store.due_retry_partitions(connections=active)

@@ -68,8 +68,13 @@ def queued_partitions(instance) -> set[str]:
     starting): it extracts after the event's document exists in ServiceTitan, so a new event for
     them needs no new run. Counting STARTING runs matters: a run process takes seconds to start,
     and an event that arrived meanwhile otherwise waited for that run and a whole second one."""
+    return partitions_with_runs(instance, [dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED,
+                                           dg.DagsterRunStatus.STARTING])
+
+
+def partitions_with_runs(instance, statuses) -> set[str]:
+    """Partitions with a sync run in one of ``statuses``."""
     if instance is None:
         return set()
-    runs = instance.get_runs(filters=dg.RunsFilter(job_name="sync", statuses=[
-        dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.STARTING]), limit=500)
+    runs = instance.get_runs(filters=dg.RunsFilter(job_name="sync", statuses=list(statuses)), limit=500)
     return {r.tags.get("dagster/partition") for r in runs if r.tags.get("dagster/partition")}

@@ -251,3 +251,64 @@ def test_inbox_dedupes_by_connection_and_event_id(store):
     assert [(e.connection, e.event_id) for e in pending] == [("acme", "e1"), ("other", "e1")]
     store.mark_inbox([pending[0].id], "processed")
     assert [e.connection for e in store.pending_inbox_events()] == ["other"]
+
+
+def _wait_for_a_blocked_backend(url: str, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    with psycopg.connect(url, autocommit=True) as watcher:
+        while time.monotonic() < deadline:
+            if watcher.execute("SELECT count(*) FROM pg_locks WHERE NOT granted").fetchone()[0]:
+                return
+            time.sleep(0.02)
+    raise AssertionError("nothing ever waited for the lock")
+
+
+def _in_thread(fn):
+    import threading
+
+    box: dict = {}
+    thread = threading.Thread(target=lambda: box.update(result=_capture(fn)))
+    thread.start()
+    return thread, box
+
+
+def _capture(fn):
+    try:
+        return fn()
+    except Exception as exc:  # noqa: BLE001 - the test asserts on it
+        return exc
+
+
+def test_heartbeat_and_outcome_never_deadlock(store, database_url):
+    """Break: a run's heartbeat (claims, then records) and its posting thread's outcome (record,
+    then its claim) locked the same rows in opposite orders; PostgreSQL killed one of them and
+    the run failed with DeadlockDetected. Here the outcome's side holds its record and then ends
+    the claim while the heartbeat renews; this session gives up first if a deadlock forms."""
+    _seed(store, 1)
+    [mine] = store.claim("acme", "run-a", limit=1)
+    with psycopg.connect(database_url) as outcome:
+        outcome.execute("SET deadlock_timeout = '100ms'")  # we would be the victim, not the heartbeat
+        outcome.execute("SELECT id FROM records WHERE id = %s FOR UPDATE", (mine.id,))
+        thread, box = _in_thread(lambda: store.renew_claims("run-a"))
+        _wait_for_a_blocked_backend(database_url)  # the heartbeat waits for the record
+        outcome.execute("DELETE FROM document_claims WHERE source_id = %s", (mine.source_id,))
+        outcome.commit()
+    thread.join(30)
+    assert box["result"] == 1
+
+
+def test_an_outcome_that_loses_a_deadlock_is_written_on_its_second_try(store, database_url):
+    """Whatever order other sessions take locks in, PostgreSQL may pick an outcome as a deadlock
+    victim: it was rolled back whole, so it is written again rather than failing the run."""
+    _seed(store, 1)
+    [mine] = store.claim("acme", "run-a", limit=1)
+    with psycopg.connect(database_url) as other:
+        other.execute("SELECT 1 FROM document_claims WHERE source_id = %s FOR UPDATE", (mine.source_id,))
+        thread, box = _in_thread(lambda: store.record_outcome(mine.id, "posted", step="posted", outcome="ok",
+                                                              target_key="K1", fence=mine.fence))
+        _wait_for_a_blocked_backend(database_url)  # the outcome holds its record, waits for the claim
+        other.execute("UPDATE records SET updated_at = now() WHERE id = %s", (mine.id,))  # the cycle
+        other.commit()
+    thread.join(30)
+    assert not isinstance(box["result"], Exception), box["result"]
+    assert box["result"].status == "posted" and box["result"].target_key == "K1"
