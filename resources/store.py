@@ -578,7 +578,7 @@ class SyncStore:
                 before_commit()
         return Record.from_row(row)
 
-    def due_retry_partitions(self, limit: int = 100, stranded_after: float = STRANDED_AFTER_SECONDS,
+    def due_retry_partitions(self, limit: int = 100, stranded_after: float | None = None,
                              connections: Sequence[str] | None = None) -> list[tuple[str, date]]:
         """(connection, business day) pairs holding failed records whose backoff has passed, or
         pending records nobody has claimed for ``stranded_after`` seconds: their run stopped
@@ -586,6 +586,8 @@ class SyncStore:
         would ever request their day again. Fair across connections: the days are dealt round
         robin (each connection's oldest first), so one connection with many due days never
         crowds the others out of ``limit``. ``connections`` keeps only those (the active ones)."""
+        if stranded_after is None:  # FIELDLEDGER_STRANDED_AFTER_SECONDS (tests shorten it)
+            stranded_after = float(os.environ.get("FIELDLEDGER_STRANDED_AFTER_SECONDS") or STRANDED_AFTER_SECONDS)
         only = "" if connections is None else "AND connection = ANY(%(connections)s) "
         with self.transaction() as conn:
             rows = conn.execute(

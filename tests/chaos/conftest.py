@@ -40,6 +40,9 @@ FAULTS = {
 # race, under a claim lease a few requests long (without renewal it lapses mid-posting).
 SLOW_ERP = {"acumatica": "latency_ms=250", "vantagepoint": "latency_ms=120"}
 CLAIM_LEASE_SECONDS = "8"
+# Pending records a dead or failed run left behind are re-requested after this long (90 s in
+# production: a live run's records wait that long for their group's turn only on a very slow ERP).
+STRANDED_AFTER_SECONDS = "30"
 KINDS_BY_EVENT = {"invoice": "invoice", "payment": "payment", "inventorybill": "bill"}
 # Creations only: an edit of a posted, released document is held for review by design (no silent
 # double posting), which would make "the ERP holds ServiceTitan's amount" untrue on purpose.
@@ -187,7 +190,9 @@ def _overlapping_syncs(stack: FullStack, run: ChaosRun, events: list[dict]) -> N
 @pytest.fixture(scope="module")
 def chaos():
     saved_lease = os.environ.get("FIELDLEDGER_CLAIM_LEASE_SECONDS")
+    saved_stranded = os.environ.get("FIELDLEDGER_STRANDED_AFTER_SECONDS")
     os.environ["FIELDLEDGER_CLAIM_LEASE_SECONDS"] = CLAIM_LEASE_SECONDS  # every process of the stack
+    os.environ["FIELDLEDGER_STRANDED_AFTER_SECONDS"] = STRANDED_AFTER_SECONDS
     stack = FullStack(keep_home=bool(os.environ.get("FL_CHAOS_KEEP")))
     run = ChaosRun(stack, [])
     run.started = time.monotonic()
@@ -240,7 +245,9 @@ def chaos():
         yield run
     finally:
         stack.stop()
-        if saved_lease is None:
-            os.environ.pop("FIELDLEDGER_CLAIM_LEASE_SECONDS", None)
-        else:
-            os.environ["FIELDLEDGER_CLAIM_LEASE_SECONDS"] = saved_lease
+        for name, saved in (("FIELDLEDGER_CLAIM_LEASE_SECONDS", saved_lease),
+                            ("FIELDLEDGER_STRANDED_AFTER_SECONDS", saved_stranded)):
+            if saved is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = saved
