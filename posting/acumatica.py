@@ -361,15 +361,6 @@ class AcumaticaAdapter:
                 system=SYSTEM, path="FinancialPeriod")
 
     # --- parties -------------------------------------------------------------------------
-    def find_parties(self, parties: list[Party]) -> dict[str, str]:
-        """source_id -> ERP key: under our own key for the party, or the only party with its name
-        (the protocol also checks the id map before taking a name: posting/parties.py)."""
-        found = {}
-        for source_id, matches in self.party_matches(parties).items():
-            if matches.own or len(matches.named) == 1:
-                found[source_id] = matches.own or matches.named[0].key
-        return found
-
     def party_matches(self, parties: list[Party]) -> dict[str, Matches]:
         """Per party: the customer / vendor that is its own (under its derived id, or a namesake
         whose AccountRef carries its external id), and those with its exact name (when it is

@@ -82,10 +82,6 @@ class ErpAdapter(Protocol):
 
     def reference_data(self) -> ReferenceData: ...
 
-    def find_parties(self, parties: list[Party]) -> dict[str, str]:
-        """source_id -> ERP key for parties that already exist (by derived id, or by exact name
-        when the party is matched by name)."""
-
     def party_matches(self, parties: list[Party]) -> dict:
         """source_id -> posting.parties.Matches: the ERP party under our own key for it, and the
         ERP parties carrying its exact name (for parties matched by name). The protocol decides

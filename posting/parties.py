@@ -41,6 +41,17 @@ class Matches:
     named: list[Candidate] = field(default_factory=list)
 
 
+def plain_matches(adapter, parties: list[Party]) -> dict[str, str]:
+    """source_id -> ERP key from the ERP alone: the party under our own key for it, or the only
+    ERP party with its name. What the ERP side of a decision looks like, without the id map
+    (which resolve_parties consults first); adapter tests read their look-ups through it."""
+    found = {}
+    for source_id, matches in adapter.party_matches(parties).items():
+        if matches.own or len(matches.named) == 1:
+            found[source_id] = matches.own or matches.named[0].key
+    return found
+
+
 @dataclass(frozen=True)
 class Resolution:
     action: Literal["linked", "found", "create", "ambiguous"]

@@ -344,15 +344,6 @@ class VantagepointAdapter:
         )
 
     # --- parties -------------------------------------------------------------------------
-    def find_parties(self, parties: list[Party]) -> dict[str, str]:
-        """source_id -> ERP key: a vendor under its derived vendor code, or the only firm with the
-        party's name and role (the protocol also checks the id map first: posting/parties.py)."""
-        found = {}
-        for source_id, matches in self.party_matches(parties).items():
-            if matches.own or len(matches.named) == 1:
-                found[source_id] = matches.own or matches.named[0].key
-        return found
-
     def party_matches(self, parties: list[Party]) -> dict[str, Matches]:
         """Per party: the vendor under its derived vendor code, and the firms with its exact name
         and role (when it is matched by name). Client firm numbers are autonumbered, so customers

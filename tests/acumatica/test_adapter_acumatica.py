@@ -19,6 +19,7 @@ from mappings.canonical import CashReceipt, Coding, Party, document_from_json
 from mappings.connection import parse_connection
 from mappings.intake import register
 from posting.acumatica import AcumaticaAdapter, UnmappedPaymentType, clip, or_filters, payment_method, period_of
+from posting.parties import plain_matches
 from posting.protocol import Poster, classify
 from posting.reconcile import reconcile
 from posting.registry import open_adapter
@@ -351,17 +352,17 @@ def test_erp_validation_error_names_the_field(store, sim, vault, acu):
     assert acu.find_by_external_ref("Invoice", ["INV-7001"]) == {}
 
 
-def test_find_parties_escapes_names_and_batches(adapter, sim):
+def test_party_look_ups_escape_names_and_batch(adapter, sim):
     hostile = Party(source_type="customer", source_id="1", name="O'Brien) or (1 eq 1", erp_id="ST1",
                     match_by_name=True)
     dental = Party(source_type="customer", source_id="2", name="O'Brien Family Dental", erp_id="ST2",
                    match_by_name=True)
-    assert adapter.find_parties([hostile]) == {}
-    assert adapter.find_parties([hostile, dental]) == {"2": "C000108"}
+    assert plain_matches(adapter, [hostile]) == {}
+    assert plain_matches(adapter, [hostile, dental]) == {"2": "C000108"}
     many = [Party(source_type="vendor", source_id=str(i), name=f"Vendor {i}", erp_id=f"V{i}", match_by_name=True)
             for i in range(30)]
     before = sim.stats()["by_status"].get("200", 0)
-    assert adapter.find_parties([*many, Party(source_type="vendor", source_id="5101", name="Ferguson Enterprises",
+    assert plain_matches(adapter, [*many, Party(source_type="vendor", source_id="5101", name="Ferguson Enterprises",
                                               erp_id="V5101", match_by_name=True)]) == {"5101": "FERGUSON"}
     assert sim.stats()["by_status"].get("200", 0) - before == 3  # 62 conditions, 25 per request
 

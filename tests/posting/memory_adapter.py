@@ -28,17 +28,6 @@ class MemoryErp:
         return ReferenceData(accounts={"12000", "40200", "41000", "22000"}, branches={"SEATTLE"},
                              subaccounts={"SEA-PLM"})
 
-    def find_parties(self, parties):
-        self.calls.append("find_parties")
-        by_name = {p["name"]: k for k, p in self.parties.items()}
-        found = {}
-        for p in parties:
-            if p.erp_id in self.parties:
-                found[p.source_id] = p.erp_id
-            elif p.match_by_name and p.name in by_name:
-                found[p.source_id] = by_name[p.name]
-        return found
-
     def party_matches(self, parties):
         from posting.parties import Candidate, Matches
 

@@ -17,6 +17,7 @@ from mappings.canonical import CashReceipt, Coding, Party, document_from_json
 from mappings.connection import parse_connection
 from mappings.intake import register
 from mappings.rules import map_invoice
+from posting.parties import plain_matches
 from posting.protocol import Poster, classify
 from posting.reconcile import reconcile
 from posting.registry import open_adapter
@@ -321,20 +322,20 @@ def test_a_closed_period_is_refused_with_the_period_named(store, conn, adapter, 
     assert vp.stats()["files"]["IN"] == 0
 
 
-def test_find_parties_escapes_names_and_batches(adapter, vp):
+def test_party_look_ups_escape_names_and_batch(adapter, vp):
     hostile = Party(source_type="customer", source_id="1", name="O'Brien) or (1 eq 1", erp_id="ST1",
                     match_by_name=True)
     star = Party(source_type="customer", source_id="2", name="%", erp_id="ST2", match_by_name=True)
     nino = Party(source_type="customer", source_id="3", name="Niño's Taquería Group", erp_id="ST3",
                  match_by_name=True)
-    assert adapter.find_parties([hostile, star]) == {}
-    assert adapter.find_parties([hostile, star, nino]) == {"3": firm_named(vp.client(), nino.name).ClientID}
+    assert plain_matches(adapter, [hostile, star]) == {}
+    assert plain_matches(adapter, [hostile, star, nino]) == {"3": firm_named(vp.client(), nino.name).ClientID}
     many = [Party(source_type="vendor", source_id=str(i), name=f"Vendor {i}", erp_id=f"V{i}", match_by_name=True)
             for i in range(30)]
     ferguson = Party(source_type="vendor", source_id="6101", name="Ferguson Enterprises", erp_id="V6101",
                      match_by_name=True)
     before = vp.stats()["by_status"].get("200", 0)
-    assert adapter.find_parties([*many, ferguson]) == {"6101": "000001"}
+    assert plain_matches(adapter, [*many, ferguson]) == {"6101": "000001"}
     assert vp.stats()["by_status"].get("200", 0) - before == 9  # key formats; 31 codes, 31 names: 10 a request
 
 
