@@ -1080,8 +1080,7 @@ class VantagepointClient:
                            master_keys=[str(m.get(MASTER_KEYS[code], "")) for m in masters])
 
     def create_file(self, tf: TransactionFile) -> None:
-        """Save the file unposted (safe to resend: a batch id or document key saved twice is
-        refused as "already exists"), in the shape the tenant's "Use Files to Group Transactions"
+        """Save the file unposted, in the shape the tenant's "Use Files to Group Transactions"
         setting takes (``file_grouping``): one ``POST {xx}Control`` with the documents as sibling
         arrays, or one ``POST {xx}Master/{Batch}|{Key}`` per document with its lines nested (the
         tenant then opens the batch itself)."""
@@ -1089,7 +1088,7 @@ class VantagepointClient:
         if self.file_grouping != "ungrouped":
             try:
                 self._call("POST", f"DataEntry/{tf.trans_type.lower()}Control", f"{tf.trans_type} file {tf.batch}",
-                           json=tf.body(), idempotent=True)
+                           json=tf.body())
                 self.file_grouping = "grouped"
                 return
             except ValidationError as exc:
@@ -1105,7 +1104,7 @@ class VantagepointClient:
         for key, body in tf.document_bodies():
             try:
                 self._call("POST", f"DataEntry/{prefix}Master/{tf.batch}|{key}", f"{code} document {key} of file "
-                           f"{tf.batch}", json=body, idempotent=True)
+                           f"{tf.batch}", json=body)
             except ConflictError:
                 continue
 
@@ -1114,15 +1113,14 @@ class VantagepointClient:
 
     def post_files(self, files: list[tuple[str, str, int]], description: str = "") -> list[PostResult]:
         """``PUT /DataEntry/PostTransFile`` for (trans_type, batch, period) triples in one call.
-        Safe to resend: Vantagepoint refuses to post a posted file (retList 0 or an HTTP 400, as
-        the tenant answers failures); either way the result says not posted and submit() then
-        finds the file in the ledger."""
+        Never resent by the HTTP layer once it may have arrived: that a posted file is refused a
+        second time is only inferred, so a lost answer (AnswerLost) goes back to the caller, who
+        asks the ledger before posting again."""
         parms = [{"batch": b, "transtype": t.upper(), "period": str(p), "description": description or b}
                  for t, b, p in files]
         try:
             response = self._call("PUT", "DataEntry/PostTransFile",
-                                  "the posting of " + ", ".join(b for _, b, _ in files), json={"parms": parms},
-                                  idempotent=True)
+                                  "the posting of " + ", ".join(b for _, b, _ in files), json={"parms": parms})
         except (ValidationError, ConflictError) as exc:
             # Whether a file that cannot post gets 200 + retList 0 or an HTTP 400 is not documented;
             # a 400 is the same answer for every file of the request (none was posted).
@@ -1162,16 +1160,20 @@ class VantagepointClient:
             self.delete_file(code, tf.batch)  # a different, unposted leftover: replace it
             status = None
         if status is None:
-            try:
-                self.create_file(tf)
-            except ConflictError:  # "already exists": an earlier attempt's create got through
-                status = self._file_status(code, tf.batch)
-                if status is None or not self._same_file(status, tf):
-                    raise
-                if status.posted:
-                    return SubmitResult(trans_type=code, batch=tf.batch, outcome="already_posted",
-                                        post_seq=status.post_seq, period=status.period, message="file already posted")
-        result = self.post_files([(code, tf.batch, tf.period)], tf.description)[0]
+            status = self._create_once(tf)
+            if status is not None and status.posted:
+                return SubmitResult(trans_type=code, batch=tf.batch, outcome="already_posted",
+                                    post_seq=status.post_seq, period=status.period, message="file already posted")
+        try:
+            result = self.post_files([(code, tf.batch, tf.period)], tf.description)[0]
+        except TransientError:
+            # The post may have happened although no answer came: ask the ledger, then post again
+            # only if it is not there (never on the belief that a repeated post is refused).
+            rows = self.ledger_by_batch(code, tf.batch)
+            if rows:
+                return SubmitResult(trans_type=code, batch=tf.batch, outcome="already_posted",
+                                    post_seq=rows[0].PostSeq, period=rows[0].Period, message="posted; its answer was lost")
+            result = self.post_files([(code, tf.batch, tf.period)], tf.description)[0]
         if result.posted:
             return SubmitResult(trans_type=code, batch=tf.batch, outcome="posted", post_seq=result.post_seq,
                                 period=result.period, message=result.message)
@@ -1181,6 +1183,21 @@ class VantagepointClient:
                                 period=rows[0].Period, message="posted by an earlier attempt")
         raise ValidationError(f"Vantagepoint did not post {code} file {tf.batch}: {result.message}", system=SYSTEM,
                               method="PUT", path="DataEntry/PostTransFile", status=200)
+
+    def _create_once(self, tf: TransactionFile) -> BatchStatus | None:
+        """Create the file; when its answer is lost or it "already exists", read the file back
+        instead of creating it again, and create once more only if Vantagepoint has no such file."""
+        for attempt in range(2):
+            try:
+                self.create_file(tf)
+                return None
+            except (ConflictError, TransientError) as exc:
+                status = self._file_status(tf.trans_type, tf.batch)
+                if status is not None and self._same_file(status, tf):
+                    return status
+                if isinstance(exc, ConflictError) or status is not None or attempt:
+                    raise
+        return None
 
     def _ledger_rows_for(self, tf: TransactionFile) -> list[LedgerRow]:
         """Posted rows that stand for this file: for IN and AP the rows of each document number in

@@ -68,9 +68,10 @@ def test_lost_post_answer_is_found_again_by_batch_id(vp):
     once = vp.client(retry=RetryPolicy(max_attempts=1))
     tf = _invoice(once, "81001")
     vp.control("PUT", "faults", json={"drop_responses": {"match": "PostTransFile", "count": 1, "status": 502}})
-    with pytest.raises(TransientError):
-        once.submit(tf)  # posted on the server; the answer never arrived (think: the run crashed here)
+    # posted on the server, the answer never arrived: submit asks the ledger instead of posting again
+    assert once.submit(tf).outcome == "already_posted"
     assert vp.stats()["posted_files"]["IN"] == 1
+    assert vp.stats()["by_kind"]["post"] == 1  # one PostTransFile request: never resent
 
     replay = vp.client()
     result = replay.submit(_invoice(replay, "81001"))
@@ -80,8 +81,9 @@ def test_lost_post_answer_is_found_again_by_batch_id(vp):
 
 @pytest.mark.parametrize("http_400", [False, True], ids=["retlist0", "http400"])
 def test_lost_answers_retried_inside_one_submit(make_vp, http_400):
-    """The post's resend is refused as already posted: with 200 + retList 0 or with an HTTP 400
-    (the reference leaves open which), submit finds the file in the ledger, never posts twice."""
+    """Both answers lost after Vantagepoint acted: submit reads the file back instead of creating it
+    again and asks the ledger instead of posting again, whether the tenant answers a failed post
+    with 200 + retList 0 or with an HTTP 400 (the reference leaves open which)."""
     vp = make_vp(post_failure_http_400=http_400)
     client = vp.client()
     vp.control("PUT", "faults", json={"drop_responses": [
@@ -89,12 +91,12 @@ def test_lost_answers_retried_inside_one_submit(make_vp, http_400):
         {"match": "PostTransFile", "count": 1, "status": 502},
     ]})
     result = client.submit(_invoice(client, "82001"))
-    # The create was retried ("already exists" -> re-read, same content), the post was retried
-    # ("already posted" -> found in the ledger): one file, one posting.
+    # Neither write was resent: the file was read back (same content), the post found in the ledger.
     assert result.outcome in ("posted", "already_posted")
     stats = vp.stats()
     assert stats["faults_injected"] == {"lost_response_504": 1, "lost_response_502": 1}
     assert stats["files"]["IN"] == 1 and stats["posted_files"]["IN"] == 1
+    assert stats["by_kind"]["post"] == 1
     assert len(_postings(vp)) == 1
 
 
