@@ -122,9 +122,30 @@ def resolve_parties(store, connection: str, adapter, parties: list[Party]) -> di
         keys = {c.key for m in matches.values() for c in m.named}
         owners = {k.casefold(): sid for k, sid in store.linked_sources(connection, source_type, keys).items()}
         for party in group:
-            out[party.source_id] = resolve(party, linked.get(party.source_id),
-                                           matches.get(party.source_id, Matches()), owners, connection)
+            decision = resolve(party, linked.get(party.source_id), matches.get(party.source_id, Matches()), owners,
+                               connection)
+            if decision.action == "found" and decision.key != matches.get(party.source_id, Matches()).own:
+                decision = _unless_namesakes(store, connection, party, unlinked, decision)
+            out[party.source_id] = decision
     return out
+
+
+def _unless_namesakes(store, connection: str, party: Party, batch: list[Party], found: Resolution) -> Resolution:
+    """A lone ERP party found by name is this party's only when no other unlinked ServiceTitan
+    party carries that name too (in this batch or in the store): otherwise which of them it
+    belongs to would be a guess, and each of them waits for a person."""
+    others = sorted({p.source_id for p in batch if p.name == party.name and p.source_id != party.source_id}
+                    | {r.source_id for r in store.unlinked_records_named(connection, party.source_type, party.name)
+                       if r.source_id != party.source_id})
+    if not others:
+        return found
+    return Resolution("ambiguous", message=(
+        f"{party.source_type} {party.source_id} {party.name!r}: the ERP holds one {party.source_type} with this "
+        f"name ({found.key}, not linked) and ServiceTitan has other {party.source_type}s of that name "
+        f"({', '.join(others)}); fieldledger does not guess which one it is. Fix: put {external_id(party)!r} in "
+        f"{found.key}'s account reference where the ERP has one, or rename {found.key} in the ERP if it is "
+        f"someone else, or give the {party.source_type}s distinct names in ServiceTitan; then `fieldledger replay "
+        f"--connection {connection} --record {party.source_id}`"))
 
 
 def renamed(store, connection: str, party: Party) -> bool:

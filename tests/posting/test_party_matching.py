@@ -163,6 +163,23 @@ def test_acumatica_ambiguous_name_is_quarantined_with_its_candidates(stack):  # 
     assert sorted(r["CustomerID"] for r in acumatica_customers(stack, name_of(customer))) == sorted(keys)
 
 
+def test_acumatica_lone_erp_namesake_of_two_servicetitan_customers_is_not_guessed(stack):  # noqa: F811
+    """One customer made by hand in Acumatica, two unlinked ServiceTitan customers with its name:
+    both used to be matched to it by name (one of them on the wrong account). Neither is now:
+    each is a mapping quarantine naming the ERP customer and the other ServiceTitan customer."""
+    group = next(g for g in namesakes(st_customers(stack, ACUMATICA))[1:] if not acumatica_customers(stack, name_of(g[0])))
+    first, second = group[:2]
+    existing = acumatica_customer_by_hand(stack, name_of(first))
+    summary = sync(stack, ACUMATICA, [first, second], "acu-lone")
+    assert summary.counts["failed"] == 0 and len(summary.failures) == 2, summary.failures
+    for raw, other in ((first, second), (second, first)):
+        assert linked(stack, ACUMATICA, raw) is None
+        [record] = stack.store.records(ACUMATICA, source_type="customer", source_id=str(raw["id"]))
+        assert (record.status, record.error_class) == ("quarantined", "mapping")
+        assert existing in record.error_message and str(other["id"]) in record.error_message
+    assert [r["CustomerID"] for r in acumatica_customers(stack, name_of(first))] == [existing]
+
+
 # --- Vantagepoint -------------------------------------------------------------------------------
 
 def test_vantagepoint_namesakes_never_share_a_firm(stack):  # noqa: F811
