@@ -17,7 +17,7 @@ $(STAMP): pyproject.toml requirements.lock
 # mostly waiting on processes and sockets, so two workers halve it even on two cores.
 test: $(STAMP)
 	$(BIN)/ruff check .
-	$(BIN)/pytest -n 2 --dist loadfile
+	$(BIN)/pytest -n 2 --dist loadfile --durations=25
 
 demo: $(STAMP)
 	$(BIN)/fieldledger demo

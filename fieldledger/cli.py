@@ -312,7 +312,8 @@ def reconcile(
     Writes reconcile-CONNECTION-MONTH.csv and .png (per day: both totals and the differences).
     Exit 0 when everything reconciles, 1 when something differs."""
     from fieldledger.reconcile_report import MonthError, month_days, reconcile_month, write_reports
-    from posting.registry import open_adapter
+    from posting.reconcile import from_servicetitan
+    from posting.registry import open_adapter, open_servicetitan
     from resources.http import RemoteError
 
     conn = _configured(connection)
@@ -322,10 +323,12 @@ def reconcile(
         fail(str(exc), 2)
     store = _store()
     try:
-        adapter = open_adapter(conn, _vault(store))
+        vault = _vault(store)
+        adapter = open_adapter(conn, vault)
         try:
-            with _progress(f"reconciling {connection}", len(days)) as advance:
-                report = reconcile_month(store, conn, month, adapter, on_day=advance)
+            # ServiceTitan's side is read from ServiceTitan, not from what fieldledger extracted
+            with open_servicetitan(conn, vault) as client, _progress(f"reconciling {connection}", len(days)) as advance:
+                report = reconcile_month(store, conn, month, adapter, on_day=advance, source=from_servicetitan(client))
         finally:
             adapter.close()
     except RemoteError as exc:

@@ -288,7 +288,8 @@ class Poster:
                 if again is None:
                     raise
                 if again.updatable:
-                    self._write(record, doc, again, awaiting)
+                    if self._hold(record, summary):  # still ours after the look-up
+                        self._write(record, doc, again, awaiting)
                 else:
                     self._done(record, again.key, "found_existing", summary)
         except AuthError:

@@ -76,3 +76,10 @@ def store(database_url):
     s = SyncStore.open(database_url)
     yield s
     s.close()
+
+
+def pytest_collection_modifyitems(config, items):
+    """Files holding slow end-to-end tests run first. Each xdist worker takes whole files, so a long
+    file picked up last keeps one worker busy while the other idles; order within a file is kept."""
+    slow_files = {item.path for item in items if item.get_closest_marker("slow")}
+    items.sort(key=lambda item: item.path not in slow_files)

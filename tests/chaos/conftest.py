@@ -24,7 +24,7 @@ import pytest
 
 from bench.fullstack import FullStack
 from pipelines.servicetitan.extract import DATE_FIELD, by_ids
-from tests.pipeline.source import st_client
+from tests.pipeline.source import day_counts, source_documents, st_client
 
 # Per simulator: what the brief asks for, combined from simulators/faults.py's named profiles.
 FAULTS = {
@@ -68,9 +68,15 @@ class ChaosRun:
     revoked: dict = field(default_factory=dict)  # tokens revoked by hand, per simulator
     recovered: bool = False  # the daemon alone brought every record to a final state
     overlaps: dict = field(default_factory=dict)  # partition -> success of each racing sync
+    raced: dict = field(default_factory=dict)  # partition -> (documents it holds, posted before, posted after)
+    raced_days: dict = field(default_factory=dict)  # connection -> the day its two syncs raced on
     http_errors: dict = field(default_factory=dict)
     events: int = 0
     started: float = 0.0
+
+    def period(self, connection: str) -> list[date]:
+        """The days checked for a connection: those the activity touched, and its raced day."""
+        return sorted(set(self.days) | {self.raced_days[connection]} if connection in self.raced_days else self.days)
 
     def mark(self, what: str) -> None:
         self.timeline.append((time.monotonic() - self.started, what))
@@ -156,19 +162,37 @@ def event_days(stack: FullStack, events: list[dict]) -> dict[str, set[date]]:
     return days
 
 
+def _race_day(stack: FullStack, connection: str, touched: set[date]) -> date:
+    """A seeded day no run has synced yet (the stack starts caught up, so only the days the
+    activity touched have runs): the racing syncs find every one of its documents still to post.
+    The lightest such day with a few invoices keeps the slow phase short."""
+    counts = day_counts(stack.info, connection, back=(3, 14))
+    candidates = sorted((n, day) for day, n in counts.items() if n >= 3 and day not in touched)
+    assert candidates, f"{connection}: no untouched seeded day with invoices 3-14 days back: {dict(counts)}"
+    return candidates[0][1]
+
+
+def _posted_on(stack: FullStack, connection: str, day: date) -> int:
+    return sum(1 for r in stack.store.records(connection, business_date=day)
+               if r.status == "posted" and r.source_type in ("invoice", "payment", "bill"))
+
+
 def _overlapping_syncs(stack: FullStack, run: ChaosRun, events: list[dict]) -> None:
     """Two syncs of the same connection and day at once (beside the daemon's own runs), each its
     own process, while the ERPs answer slowly: the lease (CLAIM_LEASE_SECONDS) is shorter than
-    their posting, so only renewal keeps a run's claims, and fencing keeps the other run out."""
+    their posting, so only renewal keeps a run's claims, and fencing keeps the other run out. The
+    day raced is one nothing has synced yet, so both syncs contend for every document of it."""
     from pipelines.jobs import run_tags
     from pipelines.partitions import partition_key
 
     days = event_days(stack, events)
+    raced_days = {connection: _race_day(stack, connection, touched) for connection, touched in sorted(days.items())}
+    before = {connection: _posted_on(stack, connection, day) for connection, day in raced_days.items()}
     for sim, slow in SLOW_ERP.items():
         stack.set_faults(sim, f"{FAULTS[sim]},{slow}")
     procs = []
-    for connection, touched in sorted(days.items()):
-        key = str(partition_key(connection, max(touched)))
+    for connection, day in sorted(raced_days.items()):
+        key = str(partition_key(connection, day))
         for i in range(2):
             log = stack.log_dir / f"overlap-{connection}-{i}.log"
             with open(log, "wb") as out:
@@ -184,7 +208,12 @@ def _overlapping_syncs(stack: FullStack, run: ChaosRun, events: list[dict]) -> N
         run.overlaps.setdefault(key, []).append(json.loads(lines[-1]).get(key, False) if lines else False)
     for sim in SLOW_ERP:
         stack.set_faults(sim, FAULTS[sim])
-    run.mark(f"racing syncs done {run.overlaps}; ERPs back to their chaos profile")
+    for connection, day in raced_days.items():
+        held = sum(len(v) for v in source_documents(stack.info, connection, [day]).values())
+        run.raced[str(partition_key(connection, day))] = (held, before[connection], _posted_on(stack, connection, day))
+    run.raced_days = raced_days
+    run.mark(f"racing syncs done {run.overlaps}; documents held / posted before / after {run.raced}; "
+             "ERPs back to their chaos profile")
 
 
 @pytest.fixture(scope="module")
