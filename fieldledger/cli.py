@@ -306,11 +306,17 @@ def reconcile(
     month: str = typer.Option(..., "--month", help="The month to reconcile, YYYY-MM (days up to today)."),
     out: Path = typer.Option(None, "--out", help="Folder for the CSV and PNG (default <state>/reports)."),
     only_differences: bool = typer.Option(False, "--only-differences", help="List only the rows that differ."),
+    day: list[str] = typer.Option(None, "--day", help="Only this day of the month, YYYY-MM-DD (repeatable)."),
 ) -> None:
     """ServiceTitan vs ERP totals per business unit and day of a month, to the cent.
 
+    ServiceTitan's side is read from ServiceTitan's API (not from what fieldledger extracted), so a
+    day that was never synced shows what the ERP lacks.
+
     Writes reconcile-CONNECTION-MONTH.csv and .png (per day: both totals and the differences).
     Exit 0 when everything reconciles, 1 when something differs."""
+    from datetime import date
+
     from fieldledger.reconcile_report import MonthError, month_days, reconcile_month, write_reports
     from posting.reconcile import from_servicetitan
     from posting.registry import open_adapter, open_servicetitan
@@ -318,7 +324,11 @@ def reconcile(
 
     conn = _configured(connection)
     try:
-        days = month_days(month, conn.start_date)
+        only = [date.fromisoformat(d) for d in day or []]
+    except ValueError:
+        fail(f"--day takes a date as YYYY-MM-DD, got {', '.join(day)}", 2)
+    try:
+        days = month_days(month, conn.start_date, only=only)
     except MonthError as exc:
         fail(str(exc), 2)
     store = _store()
@@ -328,7 +338,8 @@ def reconcile(
         try:
             # ServiceTitan's side is read from ServiceTitan, not from what fieldledger extracted
             with open_servicetitan(conn, vault) as client, _progress(f"reconciling {connection}", len(days)) as advance:
-                report = reconcile_month(store, conn, month, adapter, on_day=advance, source=from_servicetitan(client))
+                report = reconcile_month(store, conn, month, adapter, on_day=advance, source=from_servicetitan(client),
+                                         only=only)
         finally:
             adapter.close()
     except RemoteError as exc:

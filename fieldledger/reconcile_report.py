@@ -79,8 +79,10 @@ class MonthReconciliation:
         return f"reconcile-{self.connection}-{self.month}"
 
 
-def month_days(month: str, start: date | None = None, today: date | None = None) -> list[date]:
-    """The days of ``month`` (YYYY-MM) from the connection's start date up to today (UTC)."""
+def month_days(month: str, start: date | None = None, today: date | None = None,
+               only: list[date] | None = None) -> list[date]:
+    """The days of ``month`` (YYYY-MM) from the connection's start date up to today (UTC); with
+    ``only``, just those days (each must be one of them)."""
     try:
         year, number = (int(part) for part in month.split("-"))
         first = date(year, number, 1)
@@ -93,6 +95,12 @@ def month_days(month: str, start: date | None = None, today: date | None = None)
     if not days:
         raise MonthError(f"{month} has no day to reconcile: it is in the future or before the connection's start "
                          f"date {start}")
+    if only:
+        outside = sorted(set(only) - set(days))
+        if outside:
+            raise MonthError(f"--day {', '.join(map(str, outside))}: not a day of {month} up to today "
+                             f"(from {days[0]} to {days[-1]})")
+        days = sorted(set(only))
     return days
 
 
@@ -108,10 +116,11 @@ def unit_names(conn: Connection, adapter: ErpAdapter) -> dict[str, str]:
 
 def reconcile_month(store: SyncStore, conn: Connection, month: str, adapter: ErpAdapter,
                     on_day: Callable[[date], None] | None = None, today: date | None = None,
-                    source: SourceRecords | None = None) -> MonthReconciliation:
+                    source: SourceRecords | None = None, only: list[date] | None = None) -> MonthReconciliation:
     """``source``: where ServiceTitan's records come from (posting.reconcile.from_servicetitan for
-    its API); by default its records exactly as they were extracted, never our mapping of them."""
-    days = month_days(month, conn.start_date, today)
+    its API, as the CLI does); by default its records exactly as they were extracted, never our
+    mapping of them. ``only``: just these days of the month."""
+    days = month_days(month, conn.start_date, today, only)
     names = unit_names(conn, adapter)
     report = MonthReconciliation(conn.name, month, days)
     for day in days:

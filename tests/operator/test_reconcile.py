@@ -37,6 +37,12 @@ def synced_month(stack):
     return days[0].strftime("%Y-%m"), days
 
 
+def synced_days(days) -> list[str]:
+    """--day for each synced day: ServiceTitan's side comes from ServiceTitan, so the month's other
+    days (never synced here) would show everything the ERP lacks."""
+    return [arg for day in days for arg in ("--day", day.isoformat())]
+
+
 def read_csv(path) -> list[dict]:
     with path.open(newline="") as handle:
         rows = list(csv.DictReader(handle))
@@ -48,7 +54,8 @@ def read_csv(path) -> list[dict]:
 
 def test_a_synced_month_reconciles_with_csv_and_chart(stack, tmp_path):
     month, days = synced_month(stack)
-    result = run_cli("reconcile", "--connection", CONNECTION, "--month", month, "--out", str(tmp_path))
+    result = run_cli("reconcile", "--connection", CONNECTION, "--month", month, "--out", str(tmp_path),
+                     *synced_days(days))
     assert result.exit_code == 0, result.stdout + result.stderr
     rows = read_csv(tmp_path / f"reconcile-{CONNECTION}-{month}.csv")
     unit_days = {(r["day"], r["business_unit"]) for r in rows}
@@ -94,7 +101,7 @@ def test_a_voided_invoice_is_a_highlighted_difference(stack, tmp_path):
                ).raise_for_status()
 
     result = run_cli("reconcile", "--connection", CONNECTION, "--month", month, "--out", str(tmp_path),
-                     env={"FORCE_COLOR": "1", "TERM": "xterm"})
+                     *synced_days(days), env={"FORCE_COLOR": "1", "TERM": "xterm"})
     assert result.exit_code == 1, result.stdout + result.stderr
     rows = read_csv(tmp_path / f"reconcile-{CONNECTION}-{month}.csv")
     off = [r for r in rows if r["difference"] != 0]
@@ -108,7 +115,7 @@ def test_a_voided_invoice_is_a_highlighted_difference(stack, tmp_path):
     assert len(red) == 1 and str(-amount) in red[0] and off[0]["business_unit"] in red[0]
 
     only = run_cli("reconcile", "--connection", CONNECTION, "--month", month, "--out", str(tmp_path),
-                   "--only-differences")
+                   *synced_days(days), "--only-differences")
     assert only.exit_code == 1
     assert [line for line in only.stdout.splitlines() if line.startswith(days[0].isoformat())] == [
         line for line in only.stdout.splitlines() if str(-amount) in line and line[0].isdigit()]
@@ -118,3 +125,25 @@ def test_bad_month_is_bad_usage(stack):
     result = run_cli("reconcile", "--connection", CONNECTION, "--month", "2026-13")
     assert result.exit_code == 2
     assert "--month takes a month as YYYY-MM (e.g. 2026-10), got '2026-13'" in result.stderr
+
+
+def test_a_day_never_synced_shows_what_the_erp_lacks(stack, tmp_path):
+    """ServiceTitan's side is read from ServiceTitan: a day fieldledger never extracted is not
+    0.00 = 0.00 (as a reconciliation of our own copy would say) but every invoice missing."""
+    _, synced = synced_month(stack)
+    day = next(d for d in days_holding(stack.info, CONNECTION, n=2) if d not in synced)
+    month = day.strftime("%Y-%m")  # whichever month that day is in
+    result = run_cli("reconcile", "--connection", CONNECTION, "--month", month, "--out", str(tmp_path),
+                     "--day", day.isoformat(), "--only-differences")
+    assert result.exit_code == 1, result.stdout + result.stderr
+    rows = read_csv(tmp_path / f"reconcile-{CONNECTION}-{month}.csv")
+    invoices = [r for r in rows if r["document_type"] == "invoice"]
+    assert invoices and all(r["servicetitan"] > 0 for r in invoices)
+    assert sum(r["servicetitan"] - r["erp"] for r in invoices) > 0
+
+
+def test_a_day_outside_the_month_is_bad_usage(stack):
+    month, _ = synced_month(stack)
+    result = run_cli("reconcile", "--connection", CONNECTION, "--month", month, "--day", "1999-01-01")
+    assert result.exit_code == 2
+    assert f"--day 1999-01-01: not a day of {month} up to today" in result.stderr
