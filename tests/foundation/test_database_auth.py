@@ -1,6 +1,8 @@
-"""The embedded PostgreSQL lets in only whoever holds its password (issue 22, break 9): before, any
-local account connected as superuser (pg_hba.conf ``trust``), read the secrets table and could run
-``COPY … TO PROGRAM``. Real servers, real connections."""
+"""The embedded PostgreSQL lets in only its owner, and only with its password (issue 22, break 9):
+before, any local account connected as superuser over loopback TCP (pg_hba.conf ``trust``), read
+the secrets table and could run ``COPY … TO PROGRAM``. Now no TCP port is open, the unix socket's
+folder is the owner's alone, and every connection needs the password. Real servers, real
+connections."""
 
 from __future__ import annotations
 
@@ -23,6 +25,7 @@ from resources.database import (
     _run_as_owner,
     password_file,
     read_password,
+    socket_dir,
     start_embedded,
     stop_embedded,
 )
@@ -37,22 +40,26 @@ def outside_pytest_tmp() -> Path:
     shutil.rmtree(folder, ignore_errors=True)
 
 
-def _without_password(port: int, absent: Path, password: str = "") -> None:
+def _without_password(host: str, port: int, absent: Path, password: str = "") -> None:
     """Connect as a local account that does not hold the password would."""
     env_password = os.environ.pop("PGPASSWORD", None)
     try:
-        psycopg.connect(host="127.0.0.1", port=port, user="postgres", dbname="postgres", password=password,
+        psycopg.connect(host=host, port=port, user="postgres", dbname="postgres", password=password,
                         passfile=str(absent), connect_timeout=5).close()
     finally:
         if env_password is not None:
             os.environ["PGPASSWORD"] = env_password
 
 
-def _assert_refused(port: int, tmp_path: Path) -> None:
+def _assert_refused(server: EmbeddedServer, tmp_path: Path) -> None:
+    """On its socket: refused without the password; on loopback TCP: nothing listens."""
+    socket_dir = str(server.socket_dir)
     with pytest.raises(psycopg.OperationalError, match="no password supplied"):
-        _without_password(port, tmp_path / "absent.pgpass")
+        _without_password(socket_dir, server.port, tmp_path / "absent.pgpass")
     with pytest.raises(psycopg.OperationalError, match="password authentication failed"):
-        _without_password(port, tmp_path / "absent.pgpass", password="guessed-password")
+        _without_password(socket_dir, server.port, tmp_path / "absent.pgpass", password="guessed-password")
+    with pytest.raises(psycopg.OperationalError, match="Connection refused"):
+        _without_password("127.0.0.1", server.port, tmp_path / "absent.pgpass")
 
 
 def _assert_admitted(server: EmbeddedServer) -> None:
@@ -62,17 +69,19 @@ def _assert_admitted(server: EmbeddedServer) -> None:
 
 
 def test_a_client_without_the_password_is_refused(pg_server, tmp_path):
-    _assert_refused(pg_server.port, tmp_path)
+    _assert_refused(pg_server, tmp_path)
     _assert_admitted(pg_server)
     password = read_password(pg_server.passfile)
     assert password not in pg_server.url("fieldledger")
     assert oct(pg_server.passfile.stat().st_mode & 0o777) == "0o600"
+    assert oct(pg_server.socket_dir.stat().st_mode & 0o777) == "0o700"
     with psycopg.connect(pg_server.url("postgres")) as conn:
         rules = conn.execute("SELECT type, auth_method, address FROM pg_hba_file_rules").fetchall()
         assert {r[1] for r in rules} == {"scram-sha-256"}, rules
-        assert {r[2] for r in rules if r[0] == "host"} == {"127.0.0.1"}, rules
-        assert conn.execute("SHOW listen_addresses").fetchone() == ("127.0.0.1",)
-        assert conn.execute("SHOW unix_socket_directories").fetchone() == ("",)
+        assert {r[0] for r in rules} == {"local"}, rules
+        assert conn.execute("SHOW listen_addresses").fetchone() == ("",)
+        assert conn.execute("SHOW unix_socket_directories").fetchone() == (str(pg_server.socket_dir),)
+        assert conn.execute("SHOW unix_socket_permissions").fetchone() == ("0700",)
         assert conn.execute("SHOW password_encryption").fetchone() == ("scram-sha-256",)
         verifier = conn.execute("SELECT rolpassword FROM pg_authid WHERE rolname = 'postgres'").fetchone()[0]
         assert verifier.startswith("SCRAM-SHA-256$")
@@ -80,13 +89,14 @@ def test_a_client_without_the_password_is_refused(pg_server, tmp_path):
 
 @pytest.mark.skipif(sys.platform == "win32" or os.geteuid() != 0, reason="switching to another OS user needs root")
 def test_another_os_user_cannot_connect_nor_read_the_password(pg_server):
-    """As ``nobody``: psql is refused, the passfile cannot be read."""
+    """As ``nobody``: the socket cannot be reached, nothing listens on TCP, the passfile cannot be read."""
     env = {"PATH": "/usr/bin:/bin", "HOME": "/tmp", "PSQL_HISTORY": "/dev/null"}
-    psql = subprocess.run([_bin("psql"), "-w", "-h", "127.0.0.1", "-p", str(pg_server.port), "-U", "postgres",
-                           "-d", "fieldledger", "-c", "SELECT count(*) FROM secrets"],
-                          user="nobody", env=env, capture_output=True, text=True, timeout=30)
-    assert psql.returncode != 0, psql.stdout
-    assert "no password supplied" in psql.stderr, psql.stderr
+    for host in (str(pg_server.socket_dir), "127.0.0.1"):
+        psql = subprocess.run([_bin("psql"), "-w", "-h", host, "-p", str(pg_server.port), "-U", "postgres",
+                               "-d", "fieldledger", "-c", "SELECT count(*) FROM secrets"],
+                              user="nobody", env=env, capture_output=True, text=True, timeout=30)
+        assert psql.returncode != 0, psql.stdout
+        assert "Permission denied" in psql.stderr or "Connection refused" in psql.stderr, psql.stderr
     read = subprocess.run(["cat", str(pg_server.passfile)], user="nobody", env=env, capture_output=True,
                           text=True, timeout=30)
     assert read.returncode != 0 and "Permission denied" in read.stderr
@@ -122,7 +132,7 @@ def test_a_trust_data_folder_is_upgraded_in_place(tmp_path, outside_pytest_tmp, 
     port = _old_trust_folder(pgdata)
     _pg_ctl(pgdata, "start")
     try:
-        _without_password(port, tmp_path / "absent.pgpass")  # the break: anyone gets in
+        _without_password("127.0.0.1", port, tmp_path / "absent.pgpass")  # the break: anyone gets in, over TCP
         with psycopg.connect(host="127.0.0.1", port=port, user="postgres", dbname="postgres",
                              autocommit=True) as conn:
             conn.execute("CREATE DATABASE fieldledger")
@@ -137,13 +147,13 @@ def test_a_trust_data_folder_is_upgraded_in_place(tmp_path, outside_pytest_tmp, 
 
         assert server.port == port
         assert oct(password_file(pgdata).stat().st_mode & 0o777) == "0o600"
-        _assert_refused(port, tmp_path)
+        _assert_refused(server, tmp_path)  # on its socket now, its TCP port closed
         _assert_admitted(server)
         with psycopg.connect(server.url("fieldledger")) as conn:
             assert conn.execute("SELECT v FROM kept").fetchall() == [("before the upgrade",)]
         stop_embedded(pgdata)
         again = start_embedded(pgdata)  # after a restart the password holds from the files alone
-        _assert_refused(port, tmp_path)
+        _assert_refused(again, tmp_path)
         _assert_admitted(again)
     finally:
         stop_embedded(pgdata, mode="immediate")
@@ -153,6 +163,7 @@ def test_a_lost_password_file_is_a_clear_error_without_any_password(pg_server, t
     impostor = tmp_path / "pg-copy"
     password_file(impostor).write_text("*:*:*:postgres:not-the-real-password\n")
     password_file(impostor).chmod(0o600)
+    socket_dir(impostor).symlink_to(pg_server.socket_dir)  # the real server, a wrong password file
     with pytest.raises(DatabaseStartError) as caught:
         _is_ready(EmbeddedServer(impostor, pg_server.port))
     message = str(caught.value)
