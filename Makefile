@@ -7,6 +7,13 @@ STAMP := $(VENV)/.installed-stamp
 
 .PHONY: test demo bench lint lock clean
 
+# Under libfaketime (the suite is checked on other dates with `faketime -f "+Ns" make test`), keep
+# the monotonic clock real: it has no calendar date, and faking it by weeks makes CPython's timed
+# waits (threading.Event.wait, Lock.acquire(timeout=...), which use sem_clockwait, which
+# libfaketime does not intercept) sleep for those weeks. The wall clock, where dates come from,
+# stays moved. Without libfaketime this variable does nothing.
+export FAKETIME_DONT_FAKE_MONOTONIC := 1
+
 $(STAMP): pyproject.toml requirements.lock
 	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	@$(BIN)/python -m pip install -q --disable-pip-version-check uv
