@@ -9,10 +9,11 @@ STAMP := $(VENV)/.installed-stamp
 
 # Under libfaketime (the suite is checked on other dates with `faketime -f "+Ns" make test`), keep
 # the monotonic clock real: it has no calendar date, and faking it by weeks makes CPython's timed
-# waits (threading.Event.wait, Lock.acquire(timeout=...), which use sem_clockwait, which
-# libfaketime does not intercept) sleep for those weeks. The wall clock, where dates come from,
-# stays moved. Without libfaketime this variable does nothing.
+# waits sleep for those weeks; tests/faketime_shim.py (loaded by a .pth in .venv) mends time.sleep,
+# which libfaketime then breaks. The wall clock, where dates come from, stays moved. Without
+# libfaketime neither does anything.
 export FAKETIME_DONT_FAKE_MONOTONIC := 1
+SHIM := $(VENV)/.faketime-shim-stamp
 
 $(STAMP): pyproject.toml requirements.lock
 	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -22,7 +23,13 @@ $(STAMP): pyproject.toml requirements.lock
 
 # Two workers, a whole test file each (module-scoped stacks stay in one worker): the suite is
 # mostly waiting on processes and sockets, so two workers halve it even on two cores.
-test: $(STAMP)
+$(SHIM): $(STAMP) tests/faketime_shim.py
+	@$(BIN)/python -c "import pathlib, sysconfig; shim = str(pathlib.Path('tests/faketime_shim.py').resolve()); \
+	pathlib.Path(sysconfig.get_paths()['purelib'], 'fieldledger-faketime-shim.pth').write_text( \
+	'import os; \"faketime\" in os.environ.get(\"LD_PRELOAD\", \"\") and __import__(\"runpy\").run_path(%r)\n' % shim)"
+	@touch $@
+
+test: $(STAMP) $(SHIM)
 	$(BIN)/ruff check .
 	$(BIN)/pytest -n 2 --dist loadfile --durations=25
 

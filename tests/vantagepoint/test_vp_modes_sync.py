@@ -51,8 +51,10 @@ MODES = {
     # failed posts as HTTP 400; documents created one master at a time
     "maxrows-asgiven-http400-ungrouped": {"ledger_paging": "maxrows", "invoice_padding": "as_given",
                                           "post_failure_http_400": True, "use_files_to_group_transactions": False},
-    # pageSize silently ignored (every row comes back); a 10-character RefnoLength, zero-padded
-    "unpaged-refno10": {"ledger_paging": "unpaged", "refno_length": 10},
+    # pageSize silently ignored (every row comes back); a 10-character RefnoLength, zero-padded; hub
+    # posts answered with one object (not an array); a 401 with an empty body
+    "unpaged-refno10-objecthub-empty401": {"ledger_paging": "unpaged", "refno_length": 10,
+                                           "hub_post_shape": "object", "unauthorized_body": "empty"},
     # the DPS 1.1 documentation read literally: `limit` works too; numbers as typed, 10 wide
     "documented-asgiven-refno10-http400": {"ledger_paging": "documented", "invoice_padding": "as_given",
                                            "refno_length": 10, "post_failure_http_400": True},
