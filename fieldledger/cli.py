@@ -603,7 +603,7 @@ def errors_list(
 @errors_app.command("show")
 def errors_show(record_id: int = typer.Argument(..., help="The record id `fieldledger errors list` shows.")) -> None:
     """One record's failure in full: message, what to do, and its audit trail."""
-    from posting.protocol import FIXES
+    from posting.protocol import fix_for
 
     store = _store()
     rec = store.get_record(record_id)
@@ -613,7 +613,7 @@ def errors_show(record_id: int = typer.Argument(..., help="The record id `fieldl
     typer.echo(f"status      {rec.status} after {rec.attempts} attempt(s)")
     typer.echo(f"class       {rec.error_class or '-'}")
     typer.echo(f"message     {rec.error_message or '-'}")
-    typer.echo(f"what to do  {FIXES.get(rec.error_class or '', '-')}")
+    typer.echo(f"what to do  {fix_for(rec.error_class, rec.id) or '-'}")
     typer.echo(f"replay      fieldledger replay --connection {rec.connection} --record {rec.source_id}")
     typer.echo("audit trail:")
     for a in store.audit_trail(rec.connection, rec.source_type, rec.source_id):

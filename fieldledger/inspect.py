@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from posting.protocol import FIXES
+from posting.protocol import fix_for
 from resources.store import SyncStore
 
 
@@ -32,5 +32,5 @@ def connection_status(store: SyncStore, connection: str) -> ConnectionStatus:
 
 def failure_rows(store: SyncStore, connection: str | None, error_class: str | None = None) -> list[dict]:
     """Open failures, each with the fix for its error class."""
-    return [{**row, "fix": FIXES.get(row["error_class"] or "", "")}
+    return [{**row, "fix": fix_for(row["error_class"], row.get("id"))}
             for row in store.open_failures(connection, error_class)]

@@ -62,9 +62,15 @@ FIXES = {
     "mapping": "fix the connection's mapping or the record in ServiceTitan, then `fieldledger replay`",
     "erp_validation": "correct the record (or the ERP setup the message names), then `fieldledger replay`",
     "conflict": "the document was edited in ServiceTitan after it was released in the ERP: adjust it in the "
-                "ERP by hand (credit memo / reversal), then `fieldledger errors resolve ID --note ...`",
+                "ERP by hand (credit memo / reversal), then `fieldledger errors resolve {record_id} --note ...`",
     "dependency": "fix the record it depends on; this one is retried automatically afterwards",
 }
+
+
+def fix_for(error_class: str | None, record_id: int | None = None) -> str:
+    """What to do about a failure of this class, naming the record's own id where the fix needs it."""
+    text = FIXES.get(error_class or "", "")
+    return text.replace("{record_id}", str(record_id) if record_id is not None else "RECORD_ID")
 
 
 class DependencyMissing(Exception):
@@ -86,7 +92,7 @@ class PostingSummary:
     def add_failure(self, record: Record, error_class: str, message: str) -> None:
         with self._lock:
             self.failures.append({"record": f"{record.source_type} {record.source_id}", "class": error_class,
-                                  "message": message, "fix": FIXES.get(error_class, "")})
+                                  "message": message, "fix": fix_for(error_class, record.id)})
 
 
 class StoreReferences:
@@ -319,7 +325,10 @@ class Poster:
                 self._fail(record, exc, summary)
 
     def _post_edit(self, record: Record, doc, prior: Record, summary: PostingSummary) -> None:
-        """The record changed in ServiceTitan after an earlier version was posted."""
+        """The record changed in ServiceTitan after an earlier version was posted. What the ERP
+        cannot change (released in Acumatica, posted in Vantagepoint) is a conflict for a person,
+        whichever adapter finds that out: needs_review, closed with `fieldledger errors resolve`."""
+        cannot = ""
         try:
             existing = self.adapter.find_documents([doc]).get(doc.source_id)
             if existing is None:
@@ -327,18 +336,25 @@ class Poster:
             if existing.updatable:
                 if not self._hold(record, summary):
                     return
-                key = self.adapter.update_document(doc, existing, self.refs)
-                self._settle([(record, key, "updated", doc)], summary)
-                return
+                try:
+                    key = self.adapter.update_document(doc, existing, self.refs)
+                except ConflictError as exc:  # the ERP holds it posted after all
+                    cannot = f": {exc}"
+                else:
+                    self._settle([(record, key, "updated", doc)], summary)
+                    return
         except AuthError:
             raise
         except (RemoteError, DependencyMissing) as exc:
             self._fail(record, exc, summary)
             return
-        old_total = (prior.payload or {}).get("document", {}).get("total")
-        new_total = getattr(doc, "total", getattr(doc, "amount", None))
+        before = (prior.payload or {}).get("document", {})
+        old_total = before.get("total", before.get("amount"))
+        new_total = getattr(doc, "total", None)
+        if new_total is None:
+            new_total = getattr(doc, "amount", None)
         message = (f"edited in ServiceTitan after {existing.key} was released in the ERP "
-                   f"(total was {old_total}, now {new_total})")
+                   f"(amount was {old_total}, now {new_total}){cannot}")
         if not self._record(record, summary, "needs_review", step="failed", outcome="conflict",
                             error_class="conflict", error_message=message,
                             detail={"previous_key": existing.key, "previous_hash": prior.content_hash}):

@@ -11,7 +11,7 @@ from pipelines.erp.reference import refresh_reference_data
 from pipelines.metadata import failures_table
 from pipelines.partitions import connection_day, connection_partitions, split
 from pipelines.resources import FieldledgerResource
-from posting.protocol import Poster
+from posting.protocol import Poster, fix_for
 
 
 @dg.asset(partitions_def=connection_partitions, group_name="erp", kinds={"acumatica", "vantagepoint"},
@@ -77,7 +77,7 @@ def erp_postings(context: dg.AssetExecutionContext, fieldledger: FieldledgerReso
     documents = sum(status.values())
     accounted = sum(status[s] for s in ("posted", "skipped", "quarantined", "failed", "needs_review", "pending"))
     open_failures = [{"record": f"{r.source_type} {r.source_id}", "class": r.error_class or "",
-                      "message": r.error_message or "", "fix": ""}
+                      "message": r.error_message or "", "fix": fix_for(r.error_class, r.id)}
                      for r in store.records(connection, business_date=day,
                                             statuses=["failed", "quarantined", "needs_review"])]
     yield dg.MaterializeResult(

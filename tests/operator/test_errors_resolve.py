@@ -1,6 +1,8 @@
-"""A conflict closed by hand: an invoice edited in ServiceTitan after its document was released in
-Acumatica is held as needs_review; after the accountant adjusts it in the ERP, `errors resolve`
-records that, and later runs neither post it again nor reopen the conflict."""
+"""A conflict closed by hand, in both ERPs: an invoice edited in ServiceTitan after its document was
+released in Acumatica (posted in Vantagepoint) is held as needs_review, its fix naming the record's
+id; after the accountant adjusts it in the ERP, `errors resolve` records that, and later runs
+neither post it again nor reopen the conflict. (A Vantagepoint conflict used to be a plain failure
+that neither `errors resolve` nor `replay` could close.)"""
 
 from __future__ import annotations
 
@@ -11,10 +13,10 @@ from tests.operator.conftest import run_cli
 from tests.pipeline.runs import run_partitions
 
 pytestmark = pytest.mark.slow
-CONNECTION = "cascade-hvac"
 
 
-def test_conflict_resolved_by_hand_is_never_posted_again(stack):
+@pytest.mark.parametrize("CONNECTION", ["cascade-hvac", "summit-mechanical"])
+def test_conflict_resolved_by_hand_is_never_posted_again(stack, CONNECTION):  # noqa: N803 - reads as the module constant
     day = busy_day(stack.info, CONNECTION, 4)
     assert run_partitions(CONNECTION, [day], "first").failed_runs == []
     posted = [r for r in stack.store.records(CONNECTION, statuses=["posted"], business_date=day)
@@ -29,6 +31,8 @@ def test_conflict_resolved_by_hand_is_never_posted_again(stack):
     run_partitions(CONNECTION, [day], "after the edit")
     (conflict,) = stack.store.records(CONNECTION, statuses=["needs_review"], source_id=target.source_id)
     assert conflict.error_class == "conflict" and "released" in conflict.error_message
+    shown = run_cli("errors", "show", str(conflict.id))
+    assert f"fieldledger errors resolve {conflict.id} --note" in shown.output, shown.output
 
     wrong = run_cli("errors", "resolve", str(posted[1].id), "--note", "nothing to do")
     assert wrong.exit_code == 2 and "only conflicts are resolved by hand" in wrong.output

@@ -4,7 +4,7 @@ decisions. Integration tests use the real adapters against the simulators instea
 from __future__ import annotations
 
 from posting.adapter import Existing, ReferenceData
-from resources.http import AuthError, TransientError, ValidationError
+from resources.http import AuthError, ConflictError, TransientError, ValidationError
 
 
 class MemoryErp:
@@ -16,6 +16,7 @@ class MemoryErp:
         self.documents: dict[str, dict] = {}  # key -> {ref, doc, released}
         self.fail_next: list[Exception] = []
         self.fail_release: dict[str, Exception] = {}  # external ref -> why its release fails (once)
+        self.posted_elsewhere: set[str] = set()  # external refs whose update finds them posted (a conflict)
         self.unsettled: list[tuple[str, str]] = []  # (source type, key) created since the last settle
         self.calls: list[str] = []
         self._n = 0
@@ -69,6 +70,9 @@ class MemoryErp:
 
     def update_document(self, doc, existing, refs):
         self.calls.append("update_document")
+        if doc.external_ref in self.posted_elsewhere:
+            raise ConflictError(f"{doc.external_ref} is posted with other amounts; posted files cannot change",
+                                system=self.kind)
         self.documents[existing.key]["doc"] = doc
         self.documents[existing.key]["released"] = doc.external_ref not in self.fail_release
         self.unsettled.append((doc.source_type, existing.key))

@@ -118,12 +118,37 @@ def test_edit_after_release_needs_review_and_editable_is_updated(store, conn):
     summary = run_once(store, conn, erp)
     assert summary.counts["needs_review"] == 1 and len(erp.documents) == 1
     flagged = store.records(conn.name, statuses=["needs_review"])[0]
-    assert "total was 324.60, now 334.60" in flagged.error_message and flagged.error_class == "conflict"
+    assert "amount was 324.60, now 334.60" in flagged.error_message and flagged.error_class == "conflict"
     # an unreleased document is updated in place instead
     erp.documents["D0001"]["released"] = False
     intake(store, conn, [], [invoice(total="344.60", salesTax="44.60")])
     summary = run_once(store, conn, erp)
     assert summary.counts["posted"] == 1 and "update_document" in erp.calls and len(erp.documents) == 1
+
+
+def test_an_edit_the_erp_refuses_as_posted_is_a_conflict_a_person_can_close(store, conn):
+    """Vantagepoint's case (issue 18): the document looked updatable, but the ERP answered that it
+    is posted with other amounts. That is a conflict held for review (not a failure no command
+    closes), its message gives both amounts, the fix names the record's own id, and
+    `errors resolve` closes it for good."""
+    from fieldledger.operations import mark_reviewed
+    from posting.protocol import fix_for
+
+    erp = MemoryErp()
+    intake(store, conn, [customer()], [invoice()], [payment()])
+    run_once(store, conn, erp)
+    erp.documents["D0002"]["released"] = False  # looks updatable...
+    erp.posted_elsewhere.add("PMT-801")  # ...but the ERP holds it posted
+    intake(store, conn, [], [], [payment(amount="300.00")])
+    summary = run_once(store, conn, erp)
+    (flagged,) = store.records(conn.name, statuses=["needs_review"])
+    assert (flagged.source_type, flagged.error_class) == ("payment", "conflict")
+    assert "amount was 324.60, now 300.00" in flagged.error_message and "posted with other amounts" in flagged.error_message
+    assert summary.failures[0]["fix"] == fix_for("conflict", flagged.id)
+    assert f"fieldledger errors resolve {flagged.id} --note" in summary.failures[0]["fix"]
+    mark_reviewed(store, flagged.id, "adjusted in the ERP", "tester")
+    again = run_once(store, conn, erp, "r3")
+    assert not store.records(conn.name, statuses=["needs_review", "failed"]) and not again.failures
 
 
 def test_transient_failure_is_retried_later_and_validation_is_not(store, conn):
