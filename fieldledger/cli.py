@@ -560,16 +560,19 @@ def status() -> None:
 
     Exit 1 when any connection has open failures."""
     from fieldledger.inspect import connection_status
-    from mappings.connection import ConnectionFileError, load_all
+    from mappings.connection import connection_names, load_each
 
-    try:
-        names = [c.name for c in load_all()]
-    except ConnectionFileError as exc:
-        fail(str(exc), 2)
+    _, unusable = load_each()
     store = _store()
     rows, styles = [], []
     worst = 0
-    for name in names:
+    for name in connection_names():
+        if name in unusable:  # its own row says so; the other connections are shown as usual
+            rows.append((name, "file invalid: not syncing", "-", "-", "-", "-"))
+            styles.append("red")
+            typer.secho(f"{name}: {unusable[name]}", fg=typer.colors.RED, err=True)
+            worst = max(worst, 1)
+            continue
         s = connection_status(store, name)
         fmt = lambda t: t.strftime("%Y-%m-%d %H:%M:%S") if t else "-"  # noqa: E731
         lag = f"{s.lag_seconds:.0f}s" if s.lag_seconds is not None else "-"

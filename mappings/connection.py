@@ -228,7 +228,29 @@ def load_connection(name: str, folder: Path | None = None) -> Connection:
 
 
 def load_all(folder: Path | None = None) -> list[Connection]:
+    """Every connection, or ConnectionFileError for the first file that is wrong (for commands that
+    act on all of them at once; what keeps running uses load_each)."""
     folder = folder or connections_dir()
     if not folder.exists():
         return []
     return [load_connection_file(p) for p in sorted(folder.glob("*.yaml"))]
+
+
+def connection_names(folder: Path | None = None) -> list[str]:
+    """The names of every connection file, readable or not (a file's name is its connection's)."""
+    folder = folder or connections_dir()
+    return sorted(p.stem for p in folder.glob("*.yaml")) if folder.exists() else []
+
+
+def load_each(folder: Path | None = None) -> tuple[list[Connection], dict[str, str]]:
+    """The connections whose files are valid, and {name: what is wrong with its file} for the
+    others: one file with a typo sets its own connection aside, never the rest."""
+    folder = folder or connections_dir()
+    good: list[Connection] = []
+    bad: dict[str, str] = {}
+    for path in sorted(folder.glob("*.yaml")) if folder.exists() else []:
+        try:
+            good.append(load_connection_file(path))
+        except ConnectionFileError as exc:
+            bad[path.stem] = str(exc)
+    return good, bad

@@ -10,18 +10,15 @@ from datetime import date
 
 import dagster as dg
 
-from mappings.connection import ConnectionFileError, load_all
+from mappings.connection import connection_names, load_each
 
 DEMO_CONNECTIONS = ("cascade-hvac", "summit-mechanical")
 DEFAULT_START = "2025-11-01"
 
 
 def _connections() -> tuple[list[str], str]:
-    try:
-        conns = load_all()
-    except ConnectionFileError:
-        conns = []
-    names = sorted({c.name for c in conns} | set(DEMO_CONNECTIONS))
+    conns, _ = load_each()  # a broken file still has its partitions: fixed, it syncs without a reload
+    names = sorted({c.name for c in conns} | set(connection_names()) | set(DEMO_CONNECTIONS))
     start = min([c.start_date for c in conns], default=date.fromisoformat(DEFAULT_START))
     return names, start.isoformat()
 

@@ -37,13 +37,12 @@ def retry_failed_records_sensor(context: dg.SensorEvaluationContext, fieldledger
 
 
 def _active_connections():
-    from mappings.connection import ConnectionFileError, load_all
+    """The connections to poll: valid files only (a broken file sets its own connection aside)."""
+    from mappings.connection import load_each
     from pipelines.partitions import CONNECTION_NAMES
 
-    try:
-        return [c for c in load_all() if c.name in CONNECTION_NAMES and not c.paused]
-    except ConnectionFileError:
-        return []
+    loaded, _ = load_each()
+    return [c for c in loaded if c.name in CONNECTION_NAMES and not c.paused]
 
 
 @dg.sensor(minimum_interval_seconds=60, default_status=dg.DefaultSensorStatus.RUNNING,

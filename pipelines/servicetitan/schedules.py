@@ -18,7 +18,7 @@ from datetime import UTC, datetime, timedelta
 
 import dagster as dg
 
-from mappings.connection import ConnectionFileError, load_all
+from mappings.connection import load_each
 from pipelines.jobs import run_tags, sync_job
 from pipelines.partitions import CONNECTION_NAMES, START_DATE, partition_key
 from pipelines.resources import FieldledgerResource
@@ -45,10 +45,11 @@ def catch_up(fieldledger: FieldledgerResource, now: datetime, instance=None) -> 
     backfill's job, not the catch-up's."""
     result = CatchUp()
     waiting = queued_partitions(instance)
-    try:
-        connections = [c for c in load_all() if c.name in CONNECTION_NAMES and not c.paused]
-    except ConnectionFileError:
-        connections = []
+    loaded, unusable = load_each()
+    connections = [c for c in loaded if c.name in CONNECTION_NAMES and not c.paused]
+    for name, why in unusable.items():  # that connection alone waits for its file to be fixed
+        result.failed[name] = f"its connection file cannot be used: {why}"
+        log.warning("catch-up of connection %s skipped: %s", name, result.failed[name])
     tick = f"catchup-{now.strftime('%Y%m%dT%H%M')}"
     for conn in connections:
         try:

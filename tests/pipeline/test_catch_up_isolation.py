@@ -113,6 +113,34 @@ def test_a_failing_connection_keeps_its_window_and_spares_the_others(stack, sim,
     assert summit_day in second.get(SUMMIT, set()), (summit_day, second)
 
 
+def test_a_broken_connection_file_sets_aside_its_connection_alone(stack, sim, caplog):
+    """A typo in Summit's file (issue 18, problem 3) used to make every reader see "no
+    connections": the catch-up requested nothing for anyone and `fieldledger status` failed for
+    all. Now Cascade's change is still requested, the tick names Summit's file and what is wrong,
+    and status lists Cascade as usual beside Summit marked invalid."""
+    from fieldledger.settings import connections_dir
+    from tests.operator.conftest import run_cli
+
+    named = requested(evaluate(minute(-40)))
+    cascade_day = touch_invoice(stack, sim, CASCADE, named)
+    path = connections_dir() / f"{SUMMIT}.yaml"
+    text = path.read_text()
+    path.write_text(text.replace("erp:", "erp_typo:", 1))
+    try:
+        with caplog.at_level(logging.WARNING, logger="pipelines.servicetitan.schedules"):
+            result = evaluate(minute(-39))
+        got = requested(result)
+        assert cascade_day in got.get(CASCADE, set()), (cascade_day, got)
+        assert SUMMIT not in got
+        shown = run_cli("status")
+        assert shown.exit_code == 1, shown.output
+        assert CASCADE in shown.stdout and f"{SUMMIT}" in shown.stdout and "file invalid" in shown.stdout
+        assert f"{SUMMIT}.yaml" in shown.stderr and "erp_typo" in shown.stderr, shown.stderr
+    finally:
+        path.write_text(text)
+    assert any(SUMMIT in r.getMessage() and "connection file" in r.getMessage() for r in caplog.records), caplog.text
+
+
 def test_a_tick_evaluated_again_requests_the_same_days(stack, sim):
     day = touch_invoice(stack, sim, CASCADE, requested(evaluate(minute(-20))))
     # past ServiceTitan's export lag (900 s): a read moves its continuation token beyond the change
