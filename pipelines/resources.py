@@ -22,24 +22,49 @@ from resources.store import SyncStore
 from resources.vault import Vault
 
 _stores: dict[str, SyncStore] = {}
-# Clients live as long as the process: a ServiceTitan token (the token endpoint is throttled) and an
-# Acumatica session (an API-user seat) are reused by every asset of every run in this process and
-# released when it exits.
-_clients: dict[tuple, object] = {}
-_clients_lock = threading.Lock()
 
 
-def _close_clients() -> None:
-    with _clients_lock:
-        for client in _clients.values():
+class _Clients:
+    """The process's clients, reused: a ServiceTitan token (the token endpoint is throttled) and an
+    Acumatica session (an API-user seat) serve every asset of every run, sensor and schedule in this
+    process. Each use is counted, and only a client nobody is using is ever closed: the code
+    server evaluates sensors and schedules on several threads, and a run's teardown used to close a
+    client another thread was in the middle of using ("the client has been closed")."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._clients: dict[tuple, object] = {}
+        self._users: dict[tuple, int] = {}
+
+    @contextmanager
+    def use(self, key: tuple, make) -> Iterator:
+        with self._lock:
+            client = self._clients.get(key)
+            if client is None:
+                client = self._clients[key] = make()
+            self._users[key] = self._users.get(key, 0) + 1
+        try:
+            yield client
+        finally:
+            with self._lock:
+                self._users[key] -= 1
+
+    def close_idle(self) -> None:
+        """Sign out of every client no thread is using (they are made again when next needed)."""
+        with self._lock:
+            idle = [k for k in self._clients if not self._users.get(k)]
+            closing = [self._clients.pop(k) for k in idle]
+            for k in idle:
+                self._users.pop(k, None)
+        for client in closing:
             try:
                 client.close()
-            except Exception:  # noqa: BLE001, S110 - best effort at exit
+            except Exception:  # noqa: BLE001, S110 - best effort: signing out
                 pass
-        _clients.clear()
 
 
-atexit.register(_close_clients)
+_clients = _Clients()
+atexit.register(_clients.close_idle)
 
 
 def _fingerprint(*values: str) -> str:
@@ -68,8 +93,9 @@ class FieldledgerResource(dg.ConfigurableResource):
         mark_worker(context.instance, context.run_id)  # a dead worker's run is found and failed by its pid
 
     def teardown_after_execution(self, context) -> None:
-        """End of a run: sign out of the ERPs (an Acumatica session holds a licensed API seat)."""
-        _close_clients()
+        """End of a run: sign out of the ERPs (an Acumatica session holds a licensed API seat), except
+        what another thread of this process is using right now."""
+        _clients.close_idle()
 
     @property
     def store(self) -> SyncStore:
@@ -89,14 +115,10 @@ class FieldledgerResource(dg.ConfigurableResource):
         names = conn.servicetitan.secrets
         creds = {k: vault.get(conn.name, names[k]) for k in ("client_id", "client_secret", "app_key")}
         key = ("servicetitan", conn.name, conn.servicetitan.base_url, _fingerprint(*creds.values()))
-        with _clients_lock:
-            client = _clients.get(key)
-            if client is None:
-                client = ServiceTitanClient(
-                    base_url=conn.servicetitan.base_url, auth_url=conn.servicetitan.auth_url,
-                    tenant=conn.servicetitan.tenant, rate_per_second=conn.servicetitan.rate_per_second, **creds)
-                _clients[key] = client
-        yield client
+        with _clients.use(key, lambda: ServiceTitanClient(
+                base_url=conn.servicetitan.base_url, auth_url=conn.servicetitan.auth_url,
+                tenant=conn.servicetitan.tenant, rate_per_second=conn.servicetitan.rate_per_second, **creds)) as client:
+            yield client
 
     @contextmanager
     def erp(self, conn: Connection, keep: bool = True) -> Iterator[ErpAdapter]:
@@ -114,9 +136,5 @@ class FieldledgerResource(dg.ConfigurableResource):
             return
         secrets = [vault.get(conn.name, name) for name in sorted(conn.erp.secrets.values())]
         key = ("erp", conn.name, conn.erp.base_url, _fingerprint(*secrets))
-        with _clients_lock:
-            adapter = _clients.get(key)
-            if adapter is None:
-                adapter = open_adapter(conn, vault)
-                _clients[key] = adapter
-        yield adapter
+        with _clients.use(key, lambda: open_adapter(conn, vault)) as adapter:
+            yield adapter

@@ -61,9 +61,9 @@ def stack(pg_server, template_db, tmp_path_factory) -> Iterator[Stack]:
     try:
         yield Stack(json.loads(settings.sim_info_path().read_text()), home, store, running)
     finally:
-        from pipelines.resources import _close_clients, _stores
+        from pipelines.resources import _clients, _stores
 
-        _close_clients()  # sign out of the ERPs while they are still up
+        _clients.close_idle()  # sign out of the ERPs while they are still up
         store.close()
         running.stop()
 

@@ -146,3 +146,40 @@ def test_retry_sensor_requests_due_days_of_active_connections_only(stack, instan
         assert [str(r.partition_key) for r in evaluate().run_requests] == ["cascade-hvac|2026-11-05"]
     finally:
         path.write_text(original)
+
+
+def test_a_run_teardown_never_closes_a_client_another_thread_is_using(stack):
+    """Sensors and schedules run on several threads of the code server and share the process's
+    clients; a run's teardown used to close them all, and a catch-up tick then failed with
+    "Cannot send a request, as the client has been closed" (issue 18, problem 4)."""
+    import threading
+
+    from pipelines.resources import FieldledgerResource
+
+    res = FieldledgerResource(database_url=os.environ["FIELDLEDGER_DATABASE_URL"])
+    conn = res.connection("cascade-hvac")
+    inside, done, errors = threading.Event(), threading.Event(), []
+
+    def tick():  # a schedule tick in the middle of its ServiceTitan reads
+        try:
+            with res.servicetitan(conn) as client:
+                client.business_units()
+                inside.set()
+                done.wait(30)
+                assert client.business_units()  # still open after the run's teardown
+        except Exception as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+            inside.set()
+
+    worker = threading.Thread(target=tick)
+    worker.start()
+    assert inside.wait(30)
+    res.teardown_after_execution(None)  # another run of this process ends meanwhile
+    done.set()
+    worker.join(30)
+    assert errors == []
+    with res.servicetitan(conn) as first:
+        pass
+    res.teardown_after_execution(None)  # nobody uses it now: signed out and made anew when needed
+    with res.servicetitan(conn) as second:
+        assert second is not first and second.business_units()
