@@ -102,13 +102,30 @@ def _wait_for(path: Path, timeout: float, what: str, proc: subprocess.Popen | No
         time.sleep(0.2)
 
 
-def _wait_http(url: str, timeout: float, what: str) -> None:
+def ports_in_use(ports: dict[str, int]) -> list[str]:
+    """Which of the demo's ports (what uses it and how to move it -> port) another program holds."""
+    import socket
+
+    taken = []
+    for what, port in ports.items():
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                taken.append(f"{port} ({what})")
+    return taken
+
+
+def _wait_http(url: str, timeout: float, what: str, expect=lambda response: True) -> None:
+    """Until ``url`` answers 200 and ``expect`` recognises the answer as the program started (another
+    server's 404 on a taken port is not it)."""
     import httpx
 
     deadline = time.monotonic() + timeout
     while True:
         try:
-            if httpx.get(url, timeout=2).status_code < 500:
+            response = httpx.get(url, timeout=2)
+            if response.status_code == 200 and expect(response):
                 return
         except httpx.HTTPError:
             pass
@@ -206,6 +223,15 @@ def run_demo(days: int = 30, live_rate: float = 20.0, fresh: bool = False) -> No
     from resources.store import SyncStore
     from resources.vault import Vault, create_key_file
 
+    base = "FIELDLEDGER_DEMO_PORT_BASE moves it"
+    taken = ports_in_use({f"receiver; {base} and the simulators": port_base,
+                          **{f"{name} simulator; {base}": port_base + i
+                             for i, name in enumerate(("ServiceTitan", "Acumatica", "Vantagepoint"), 1)},
+                          "Dagster UI; FIELDLEDGER_DEMO_UI_PORT moves it": ui_port})
+    if taken:
+        raise SystemExit("fieldledger demo: another program listens on port " + ", ".join(taken)
+                         + "; stop it or choose free ports, e.g. FIELDLEDGER_DEMO_PORT_BASE=9800 "
+                           "FIELDLEDGER_DEMO_UI_PORT=4000 make demo")
     print("fieldledger demo: starting (logs in", log_dir, ")")
     create_key_file()
     db_url = database_url("fieldledger")
@@ -241,7 +267,8 @@ def run_demo(days: int = 30, live_rate: float = 20.0, fresh: bool = False) -> No
 
         ensure_pools(get_instance())  # before any run: two runs creating a pool at once fail one
         daemon = procs.start("dagster-daemon", [_bin("dagster-daemon"), "run", "-w", workspace], env)
-        _wait_http(f"http://127.0.0.1:{ui_port}/server_info", 120, "the Dagster webserver")
+        _wait_http(f"http://127.0.0.1:{ui_port}/server_info", 120, "the Dagster webserver",
+                   lambda r: "dagster_webserver_version" in r.text)
         wait_daemon(120, daemon, log_dir / "dagster-daemon.log")
         queued = queue_backfill(days, datetime.now(UTC).date())
         sim = __import__("json").loads(info.read_text())
