@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import getpass
 import sys
+import warnings
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -20,6 +21,10 @@ from pathlib import Path
 import typer
 
 from fieldledger import settings
+
+# platformdirs (under Dagster) warns on every command of a machine without a login session; the
+# folder it falls back to is fine for fieldledger, so the warning is noise to an operator.
+warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR is not set")
 
 app = typer.Typer(no_args_is_help=True, add_completion=False,
                   help="fieldledger: ServiceTitan to Acumatica / Vantagepoint, every document exactly once.")
@@ -591,6 +596,10 @@ def errors_list(
 ) -> None:
     """Open failures: class, record, message. Exit 1 when there are any."""
     from fieldledger.inspect import failure_rows
+    from posting.protocol import FIXES
+
+    if error_class and error_class not in FIXES:
+        fail(f"--class {error_class!r} is not an error class; use one of {', '.join(sorted(FIXES))}", 2)
 
     rows = failure_rows(_store(), connection, error_class)
     if not rows:

@@ -187,7 +187,8 @@ def write_chart(report: MonthReconciliation, path: Path) -> Path:
     ax.set_title(f"difference (ERP - ServiceTitan): {report.summary()}", loc="left", fontsize=10)
     ax.set_xticks(x, labels)
     ax.set_xlabel(f"day of {report.month}")
-    money_axis = matplotlib.ticker.FuncFormatter(lambda value, _: f"{value:,.0f}")
+    # cents on the axes: a difference of a few cents read "0 0 0 -0 -0" with whole dollars
+    money_axis = matplotlib.ticker.FuncFormatter(lambda value, _: f"{value + 0.0:,.2f}")
     for axis in axes[:, 0]:
         axis.yaxis.set_major_formatter(money_axis)
     fig.suptitle(f"{report.connection}, {report.month}: ServiceTitan vs ERP totals per day")

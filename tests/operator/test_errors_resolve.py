@@ -49,3 +49,10 @@ def test_conflict_resolved_by_hand_is_never_posted_again(stack, CONNECTION):  # 
     reviewed = [a for a in trail if a["step"] == "reviewed"]
     assert len(reviewed) == 1 and reviewed[0]["detail"]["note"] == "credit memo CM000042 and re-invoiced"
     assert trail[-1]["step"] != "posted" or trail[-1]["outcome"] != "created", "the edit was posted a second time"
+
+
+def test_an_unknown_error_class_is_bad_usage(stack):
+    """`errors list --class bogus` used to answer 'no records need attention' with exit 0."""
+    result = run_cli("errors", "list", "--class", "bogus")
+    assert result.exit_code == 2
+    assert "--class 'bogus' is not an error class; use one of auth, conflict, dependency" in result.stderr
