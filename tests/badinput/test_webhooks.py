@@ -13,7 +13,8 @@ sender sees, that no secret or signature is echoed, and that nothing was stored:
   ``test_streamed_oversize_body_is_refused_413_at_the_limit``;
 - malformed JSON / no eventType or data -> 400 ``invalid_json`` / ``missing_event_fields``:
   ``test_not_json_or_missing_event_fields_is_refused_400``;
-- wrong content type -> 415; paused connection or no secret yet -> 503 with Retry-After;
+- an authentic JSON body with another Content-Type is kept (200); paused connection or no secret yet ->
+  503 with Retry-After;
 - a burst beyond the in-flight limit -> 503 ``busy`` with Retry-After: tests/badinput/test_receiver_burst.py.
 
 Added here: an event type fieldledger does not sync, an event whose record was deleted in

@@ -95,18 +95,24 @@ def test_unknown_connection_is_refused_404(client, store, secret):
         assert conn.execute("SELECT count(*) AS n FROM inbox").fetchone()["n"] == 0
 
 
-def test_wrong_content_type_is_refused_415(client, store, secret):
-    body = encode(make_event(7))
-    for content_type in ("text/plain", "application/x-www-form-urlencoded", None):
+def test_an_authentic_json_body_is_kept_whatever_its_content_type(client, store, secret):
+    """A 4xx goes only to what is not authentic or not JSON (issue 16): a signed JSON event used
+    to be refused 415 for its Content-Type, which ServiceTitan does not publish."""
+    for n, content_type in enumerate(("text/plain", "application/x-www-form-urlencoded", None,
+                                      "application/json; charset=utf-8")):
+        body = encode(make_event(70 + n))
         headers = signed_headers(secret, body)
         if content_type is None:
             del headers["Content-Type"]
         else:
             headers["Content-Type"] = content_type
-        _assert_refusal(_post(client, body, headers), 415, "unsupported_media_type", secret=secret)
-    ok = _post(client, body, {**signed_headers(secret, body), "Content-Type": "application/json; charset=utf-8"})
-    assert ok.status_code == 200
-    assert len(inbox_rows(store)) == 1
+        assert _post(client, body, headers).status_code == 200, content_type
+    assert len(inbox_rows(store)) == 4
+    body = encode(make_event(79))
+    forged = {**signed_headers(secret, body), "Content-Type": "text/plain"}
+    forged[next(k for k in forged if "signature" in k.lower())] = "AAAA"
+    assert _post(client, body, forged).status_code == 401  # not authentic: refused, nothing stored
+    assert len(inbox_rows(store)) == 4
 
 
 def test_only_a_body_that_is_not_json_is_refused_400(client, store, secret):
