@@ -109,6 +109,8 @@ def ports_in_use(ports: dict[str, int]) -> list[str]:
     taken = []
     for what, port in ports.items():
         with socket.socket() as s:
+            # as the servers bind: a port left in TIME_WAIT by the last demo is free, a listener is not
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             try:
                 s.bind(("127.0.0.1", port))
             except OSError:
