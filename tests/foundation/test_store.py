@@ -307,6 +307,9 @@ def test_an_outcome_that_loses_a_deadlock_is_written_on_its_second_try(store, da
     _seed(store, 1)
     [mine] = store.claim("acme", "run-a", limit=1)
     with psycopg.connect(database_url) as other:
+        # the deadlock check runs in whichever waiting session reaches its deadlock_timeout first:
+        # this one waits far longer, so on a loaded machine too the outcome is always the victim
+        other.execute("SET deadlock_timeout = '30s'")
         other.execute("SELECT 1 FROM document_claims WHERE source_id = %s FOR UPDATE", (mine.source_id,))
         thread, box = _in_thread(lambda: store.record_outcome(mine.id, "posted", step="posted", outcome="ok",
                                                               target_key="K1", fence=mine.fence))
