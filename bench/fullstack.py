@@ -183,9 +183,9 @@ class FullStack:
     def _close_in_process(self) -> None:
         """Sign out of the ERPs and close pools this process opened (in-process runs reuse them)."""
         try:
-            from pipelines.resources import _close_clients, _stores
+            from pipelines.resources import _clients, _stores
 
-            _close_clients()
+            _clients.close_idle()
             for s in _stores.values():
                 s.close()
             _stores.clear()
@@ -474,7 +474,7 @@ def _execute(items: list) -> dict[str, bool]:
     """Child of ``FullStack.execute_requests``: [[partition key, tags], ...] run in order."""
     from fieldledger.instance import get_instance
     from pipelines.definitions import defs
-    from pipelines.resources import _close_clients
+    from pipelines.resources import _clients
 
     job = defs.resolve_job_def("sync")
     out = {}
@@ -484,7 +484,7 @@ def _execute(items: list) -> dict[str, bool]:
                                             raise_on_error=False)
             out[key] = result.success
     finally:
-        _close_clients()
+        _clients.close_idle()
     return out
 
 
