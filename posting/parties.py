@@ -12,6 +12,11 @@ different cities), and a customer can be renamed after it was posted. So:
   belong to other ServiceTitan parties leave nothing to match: a party of its own is created.
   Anything else (two or more candidates, or one free candidate beside others already taken)
   is ambiguous: the record is quarantined (class ``mapping``) with the candidates and the fix.
+
+A create whose answer is lost may still have happened, and an ERP that autonumbers its parties
+(Vantagepoint's client firms) keeps nothing of ours on them to find it by. So before creating,
+the protocol notes the namesakes the ERP already holds (a 'creating' audit row); on a later
+attempt the one free namesake that was not among them is the party that create made.
 """
 
 from __future__ import annotations
@@ -57,6 +62,8 @@ class Resolution:
     action: Literal["linked", "found", "create", "ambiguous"]
     key: str | None = None
     message: str = ""
+    namesakes: tuple[str, ...] = ()  # for "create": the ERP keys that already carry the name
+    recovered: bool = False  # "found": the party an earlier create made although its answer was lost
 
 
 def external_id(party: Party) -> str:
@@ -66,18 +73,27 @@ def external_id(party: Party) -> str:
 
 
 def resolve(party: Party, linked_key: str | None, matches: Matches, owners: dict[str, str],
-            connection: str) -> Resolution:
+            connection: str, created_beside: frozenset[str] | None = None) -> Resolution:
     """Decide for one party. ``linked_key``: its id-map entry; ``owners``: ERP key (casefolded)
-    -> the ServiceTitan id already linked to it, for the candidates' keys."""
+    -> the ServiceTitan id already linked to it, for the candidates' keys; ``created_beside``: when
+    an earlier attempt set out to create this party, the namesakes the ERP held then."""
     if linked_key:
         return Resolution("linked", linked_key)
     if matches.own:
         return Resolution("found", matches.own)
+    if created_beside is not None:  # a create was sent: did it happen although its answer was lost?
+        new = [c for c in matches.named if c.key.casefold() not in created_beside
+               and owner_of(c, owners) in (None, party.source_id)]
+        if len(new) == 1:
+            return Resolution("found", new[0].key, recovered=True)
+        if len(new) > 1:
+            return Resolution("ambiguous", message=ambiguous_message(party, new, owners, connection))
+    namesakes = tuple(c.key for c in matches.named)
     if not party.match_by_name or not matches.named:
-        return Resolution("create")
+        return Resolution("create", namesakes=namesakes)
     free = [c for c in matches.named if owner_of(c, owners) in (None, party.source_id)]
     if not free:
-        return Resolution("create")
+        return Resolution("create", namesakes=namesakes)
     if len(matches.named) == 1:
         return Resolution("found", free[0].key)
     return Resolution("ambiguous", message=ambiguous_message(party, matches.named, owners, connection))
@@ -121,10 +137,12 @@ def resolve_parties(store, connection: str, adapter, parties: list[Party]) -> di
         matches = adapter.party_matches(unlinked) if unlinked else {}
         keys = {c.key for m in matches.values() for c in m.named}
         owners = {k.casefold(): sid for k, sid in store.linked_sources(connection, source_type, keys).items()}
+        intents = store.creation_intents(connection, source_type, [p.source_id for p in unlinked])
         for party in group:
             decision = resolve(party, linked.get(party.source_id), matches.get(party.source_id, Matches()), owners,
-                               connection)
-            if decision.action == "found" and decision.key != matches.get(party.source_id, Matches()).own:
+                               connection, intents.get(party.source_id))
+            if (decision.action == "found" and not decision.recovered
+                    and decision.key != matches.get(party.source_id, Matches()).own):
                 decision = _unless_namesakes(store, connection, party, unlinked, decision)
             out[party.source_id] = decision
     return out
@@ -146,6 +164,14 @@ def _unless_namesakes(store, connection: str, party: Party, batch: list[Party], 
         f"{found.key}'s account reference where the ERP has one, or rename {found.key} in the ERP if it is "
         f"someone else, or give the {party.source_type}s distinct names in ServiceTitan; then `fieldledger replay "
         f"--connection {connection} --record {party.source_id}`"))
+
+
+def note_creating(store, connection: str, party: Party, namesakes: tuple[str, ...], run_id: str | None,
+                  content_hash: str | None = None) -> None:
+    """Written right before a party is created (the 'creating' audit row): the namesakes the ERP
+    holds now, so that after a lost answer the party the create made can be told apart."""
+    store.audit(connection, party.source_type, party.source_id, "creating", "intent",
+                {"namesakes": list(namesakes)}, run_id, content_hash)
 
 
 def renamed(store, connection: str, party: Party) -> bool:

@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 
 from mappings.canonical import Party, document_from_json
 from posting.adapter import ErpAdapter, Existing
-from posting.parties import renamed, resolve_parties
+from posting.parties import note_creating, renamed, resolve_parties
 from posting.text_limits import clipped_fields, reference_problem
 from resources.http import (
     AnswerLost,
@@ -215,6 +215,10 @@ class Poster:
                 elif decision.action == "found":
                     self._done(record, decision.key, "found_existing", summary)
                 elif self._hold(record, summary):
+                    # written before the create: if its answer is lost, the next attempt tells the
+                    # party it made from the namesakes that were already there (posting/parties.py)
+                    note_creating(self.store, self.connection, party, decision.namesakes, self.run_id,
+                                  record.content_hash)
                     try:
                         self._done(record, self.adapter.create_party(party), "created", summary, party)
                     except AnswerLost:  # ask before anything else; never create it again blindly
@@ -227,7 +231,13 @@ class Poster:
             except RemoteError as exc:
                 self._fail(record, exc, summary)
 
-        self._each(records, post_party)
+        # namesakes one after the other: a create whose answer is lost is then told apart from a
+        # namesake's by what was there before it (parallel creates of one name would each see two)
+        by_name: dict[tuple[str, str], list[Record]] = {}
+        for record in records:
+            party = parties[record.id]
+            by_name.setdefault((party.source_type, " ".join(party.name.split()).casefold()), []).append(record)
+        self._each(list(by_name.values()), lambda group: [post_party(r) for r in group])
 
     def _keep_linked(self, record: Record, party: Party, key: str, summary: PostingSummary) -> None:
         """A party the id map already links keeps its ERP key; renamed in ServiceTitan, the ERP

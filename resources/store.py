@@ -36,6 +36,7 @@ log = logging.getLogger("fieldledger.store")
 
 RECORD_STATUSES = ("pending", "posted", "skipped", "quarantined", "failed", "needs_review", "superseded")
 OPEN_FAILURE_STATUSES = ("quarantined", "failed", "needs_review")
+DEMAND_TYPES = ("invoice", "payment", "bill")  # the reads a day's extraction is made of
 STRANDED_AFTER_SECONDS = 90.0  # a pending record unclaimed this long was left behind by a failed run
 
 
@@ -57,6 +58,12 @@ def retried_on_deadlock(method: Callable) -> Callable:
         raise AssertionError("unreachable")
 
     return again
+
+
+def stranded_interval() -> float:
+    """Seconds a pending record or a changed day waits before it counts as left behind:
+    FIELDLEDGER_STRANDED_AFTER_SECONDS (tests shorten it), else STRANDED_AFTER_SECONDS."""
+    return float(os.environ.get("FIELDLEDGER_STRANDED_AFTER_SECONDS") or STRANDED_AFTER_SECONDS)
 
 
 @dataclass(frozen=True)
@@ -586,8 +593,8 @@ class SyncStore:
         would ever request their day again. Fair across connections: the days are dealt round
         robin (each connection's oldest first), so one connection with many due days never
         crowds the others out of ``limit``. ``connections`` keeps only those (the active ones)."""
-        if stranded_after is None:  # FIELDLEDGER_STRANDED_AFTER_SECONDS (tests shorten it)
-            stranded_after = float(os.environ.get("FIELDLEDGER_STRANDED_AFTER_SECONDS") or STRANDED_AFTER_SECONDS)
+        if stranded_after is None:
+            stranded_after = stranded_interval()
         only = "" if connections is None else "AND connection = ANY(%(connections)s) "
         with self.transaction() as conn:
             rows = conn.execute(
@@ -601,6 +608,92 @@ class SyncStore:
                 {"stranded": stranded_after, "limit": limit, "connections": list(connections or [])},
             ).fetchall()
         return [(r["connection"], r["business_date"]) for r in rows]
+
+    def creation_intents(self, connection: str, source_type: str,
+                         source_ids: Sequence[str]) -> dict[str, frozenset[str]]:
+        """source_id -> the ERP keys (casefolded) that carried the party's name when fieldledger
+        last set out to create it (its latest 'creating' audit row), for the ids that have one."""
+        if not source_ids:
+            return {}
+        with self.transaction() as conn:
+            rows = conn.execute(
+                "SELECT DISTINCT ON (source_id) source_id, detail FROM audit WHERE connection = %s "
+                "AND source_type = %s AND source_id = ANY(%s) AND step = 'creating' ORDER BY source_id, id DESC",
+                (connection, source_type, list(source_ids))).fetchall()
+        return {r["source_id"]: frozenset(str(k).casefold() for k in (r["detail"] or {}).get("namesakes") or [])
+                for r in rows}
+
+    # --- sync demand (migrations/0003_sync_demand.sql) ----------------------------------------
+
+    def now(self) -> datetime:
+        """The database's clock: the one clock that every process's demand and extraction times
+        are compared on, whatever host they run on."""
+        with self.transaction() as conn:
+            return conn.execute("SELECT now() AS t").fetchone()["t"]
+
+    def want_sync(self, connection: str, days: Iterable[date], at: datetime | None = None) -> None:
+        """Note that these days of the connection changed (known at ``at``, else now): wanted until
+        an extraction that began after that moment is registered (``satisfy_sync``)."""
+        days = sorted(set(days))
+        if not days:
+            return
+        with self.transaction() as conn:
+            conn.execute(
+                "INSERT INTO sync_demand (connection, day, wanted_at) SELECT %s, d, COALESCE(%s, now()) "
+                "FROM unnest(%s::date[]) AS d ON CONFLICT (connection, day) DO UPDATE SET "
+                "wanted_at = GREATEST(sync_demand.wanted_at, EXCLUDED.wanted_at)",
+                (connection, at, days))
+
+    def satisfy_sync(self, connection: str, day: date, began: datetime) -> None:
+        """A run registered the day's records from an extraction that began at ``began``: every
+        change known before then is in the store."""
+        with self.transaction() as conn:
+            conn.execute(
+                "UPDATE sync_demand SET satisfied_at = GREATEST(COALESCE(satisfied_at, %(b)s), %(b)s), "
+                "requests = CASE WHEN %(b)s >= wanted_at THEN 0 ELSE requests END "
+                "WHERE connection = %(c)s AND day = %(d)s", {"b": began, "c": connection, "d": day})
+
+    def open_demand(self, connection: str | None = None) -> list[tuple[str, date, datetime]]:
+        """(connection, day, wanted since) of every day wanted and not yet satisfied."""
+        only = "" if connection is None else "AND connection = %(c)s "
+        with self.transaction() as conn:
+            rows = conn.execute(
+                "SELECT connection, day, wanted_at FROM sync_demand WHERE (satisfied_at IS NULL OR "
+                "satisfied_at < wanted_at) " + only + "ORDER BY connection, day", {"c": connection}).fetchall()
+        return [(r["connection"], r["day"], r["wanted_at"]) for r in rows]
+
+    def due_demand(self, stranded_after: float, connections: Sequence[str], limit: int = 100) -> list[tuple[str, date]]:
+        """Wanted days nothing satisfied within ``stranded_after`` seconds (their run was skipped,
+        failed or never submitted), each asked again no sooner than ``stranded_after`` doubled per
+        earlier request (at most 32 times it): a day whose extraction keeps failing is not hammered."""
+        with self.transaction() as conn:
+            rows = conn.execute(
+                "SELECT connection, day FROM sync_demand WHERE connection = ANY(%(c)s) AND "
+                "(satisfied_at IS NULL OR satisfied_at < wanted_at) AND "
+                "wanted_at < now() - make_interval(secs => %(s)s) AND (requested_at IS NULL OR "
+                "requested_at < now() - make_interval(secs => %(s)s * power(2, least(requests, 5)))) "
+                "ORDER BY wanted_at LIMIT %(n)s",
+                {"c": list(connections), "s": stranded_after, "n": limit}).fetchall()
+        return [(r["connection"], r["day"]) for r in rows]
+
+    def demand_requested(self, pairs: Iterable[tuple[str, date]]) -> None:
+        with self.transaction() as conn:
+            for connection, day in pairs:
+                conn.execute("UPDATE sync_demand SET requests = requests + 1, requested_at = now() "
+                             "WHERE connection = %s AND day = %s", (connection, day))
+
+    def extraction_began(self, connection: str, day: date, run_id: str) -> datetime | None:
+        """When this run's extraction of the day began: the earliest of its three document reads
+        (their 'extracted' audit rows), None unless this run read all three (a re-execution that
+        reused an earlier run's reads proves nothing about changes since)."""
+        with self.transaction() as conn:
+            rows = conn.execute(
+                "SELECT source_type, min((detail->>'began')::timestamptz) AS began FROM audit WHERE run_id = %s "
+                "AND connection = %s AND source_type = ANY(%s) AND source_id = '*' AND step = 'extracted' "
+                "AND detail->>'day' = %s AND detail ? 'began' GROUP BY source_type",
+                (run_id, connection, list(DEMAND_TYPES), str(day))).fetchall()
+        began = {r["source_type"]: r["began"] for r in rows}
+        return min(began.values()) if set(DEMAND_TYPES) <= set(began) else None
 
     def requeue(self, connection: str, *, statuses: Sequence[str] = OPEN_FAILURE_STATUSES,
                 record_ids: Sequence[int] | None = None, business_date: date | None = None,

@@ -1,5 +1,6 @@
 """Automatic retries: a sensor that requests the partitions holding transiently failed records
-whose backoff has passed. After MAX_AUTOMATIC_ATTEMPTS a record is left for a person."""
+whose backoff has passed (after MAX_AUTOMATIC_ATTEMPTS a record is left for a person), and the
+days said to have changed that no run has read since (resources/migrations/0003_sync_demand.sql)."""
 
 
 from datetime import UTC, datetime, timedelta
@@ -9,6 +10,7 @@ import dagster as dg
 from pipelines.jobs import run_tags, sync_job
 from pipelines.partitions import partition_key
 from pipelines.resources import FieldledgerResource
+from resources.store import stranded_interval
 
 
 @dg.sensor(job=sync_job, minimum_interval_seconds=30, default_status=dg.DefaultSensorStatus.RUNNING,
@@ -24,15 +26,21 @@ def retry_failed_records_sensor(context: dg.SensorEvaluationContext, fieldledger
         dg.DagsterRunStatus.STARTED])
     active = sorted(c.name for c in _active_connections())  # a paused connection is not retried until resumed
     # dealt round robin across the active connections: one with many due days cannot starve the others
-    due = [(c, d) for c, d in fieldledger.store.due_retry_partitions(connections=active)
+    store = fieldledger.store
+    due = [(c, d) for c, d in store.due_retry_partitions(connections=active)
            if str(partition_key(c, d)) not in waiting]
-    if not due:
-        return dg.SkipReason("no failed records due for a retry on an active connection")
+    # days a webhook or the catch-up said changed that no run has read since (its request was
+    # skipped for a waiting run that then failed, its step failed, or its tick was lost)
+    unread = [(c, d) for c, d in store.due_demand(stranded_interval(), active)
+              if str(partition_key(c, d)) not in waiting and (c, d) not in due]
+    if not due and not unread:
+        return dg.SkipReason("no failed records due for a retry and no changed day left unread on an active connection")
+    store.demand_requested(unread)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
     return dg.SensorResult(run_requests=[
-        dg.RunRequest(partition_key=partition_key(conn, day), run_key=f"retry-{stamp}-{conn}-{day}",
+        dg.RunRequest(partition_key=partition_key(conn, day), run_key=f"{prefix}-{stamp}-{conn}-{day}",
                       tags=run_tags(conn, "retry"))
-        for conn, day in due
+        for prefix, pairs in (("retry", due), ("unread", unread)) for conn, day in pairs
     ])
 
 

@@ -45,6 +45,9 @@ def mapped_documents(context: dg.AssetExecutionContext, fieldledger: Fieldledger
     summary = IntakeSummary()
     for source_type, name in SOURCES:
         register(store, conn, source_type, inputs[name], day, context.run_id, summary)
+    began = store.extraction_began(connection, day, context.run_id)
+    if began is not None:  # every change known before this run read the day is registered
+        store.satisfy_sync(connection, day, began)
 
     # Coding against the ERP: quarantine what would land on something the ERP does not have.
     ref, dimensions = load_reference_data(fieldledger, conn)

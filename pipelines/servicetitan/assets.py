@@ -4,7 +4,6 @@ Each returns the day's raw records exactly as the API gave them (the mapping ste
 the replayable source payload). Customers and vendors are fetched by id for the day's documents.
 """
 
-
 import dagster as dg
 
 from pipelines.partitions import connection_day, split
@@ -18,10 +17,11 @@ COMMON = dict(partitions_def=connection_day, group_name="servicetitan", kinds={"
 def _documents(context, fieldledger: FieldledgerResource, source_type: str) -> list[dict]:
     connection, day = split(context)
     conn = fieldledger.connection(connection)
+    began = fieldledger.store.now()  # every change known before this is in what the read returns
     with fieldledger.servicetitan(conn) as client:
         records = extract.day_records(client, source_type, day)
     fieldledger.store.audit(connection, source_type, "*", "extracted", "ok",
-                            {"day": str(day), "count": len(records)}, context.run_id)
+                            {"day": str(day), "count": len(records), "began": began.isoformat()}, context.run_id)
     context.add_output_metadata({"records": dg.MetadataValue.int(len(records))})
     return records
 

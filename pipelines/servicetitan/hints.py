@@ -156,6 +156,11 @@ def run_requests(fieldledger, hints: list[InboxHint], today: date, instance=None
 
     result = plan(hints, ApiDates(fieldledger), date.fromisoformat(START_DATE), today + _ONE_DAY)
     waiting = queued_partitions(instance)
+    by_connection = defaultdict(list)
+    for conn, day in result.partitions:
+        by_connection[conn].append(day)
+    for conn, days in by_connection.items():  # wanted until a run reads them (store.want_sync)
+        fieldledger.store.want_sync(conn, days)
     requests = [dg.RunRequest(partition_key=partition_key(conn, day), run_key=f"inbox-{last_id}-{conn}-{day}",
                               tags=run_tags(conn, "webhook"))
                 for (conn, day), last_id in sorted(result.partitions.items())

@@ -85,10 +85,11 @@ def connection_catch_up(fieldledger: FieldledgerResource, conn, now: datetime, w
     with fieldledger.servicetitan(conn) as client:
         for source_type in EXPORT_STREAMS:
             days |= changed_days(client, store, conn.name, source_type, first_from, tokens=tokens)
+    changed = sorted(d for d in days if start <= d <= now.date() + timedelta(days=1))
+    store.want_sync(conn.name, changed)  # wanted until a run reads them, whatever becomes of these requests
     requests = [dg.RunRequest(partition_key=partition_key(conn.name, day), run_key=f"{run_key_prefix}-{conn.name}-{day}",
                               tags=run_tags(conn.name, "catch-up"))
-                for day in sorted(d for d in days if start <= d <= now.date() + timedelta(days=1))
-                if str(partition_key(conn.name, day)) not in waiting]
+                for day in changed if str(partition_key(conn.name, day)) not in waiting]
     windows[run_key_prefix] = begun
     kept = dict(list(windows.items())[-KEPT_WINDOWS:])
     store.set_cursors(conn.name, {**tokens, WINDOWS_CURSOR: json.dumps(kept)})

@@ -1,7 +1,9 @@
 """The webhook-inbox sensor: turns stored ServiceTitan webhook events into run requests for the
 affected (connection, day) partitions, batched. An event is a hint (pipelines/servicetitan/hints.py):
-the day is its record's, read by id from ServiceTitan. Its cursor (the last inbox id) is the dedupe;
-run keys include that id so a later replay of the same partition is never blocked."""
+the day is its record's, read by id from ServiceTitan. An event's state is the dedupe (each one read
+is marked); the days it names are recorded as wanted first (store.want_sync), so a tick whose run
+requests never reach the queue loses nothing: the retry sensor asks for those days again. Run keys
+include the last event id so a later replay of the same partition is never blocked."""
 
 
 from collections import defaultdict
@@ -19,8 +21,10 @@ from pipelines.servicetitan.hints import inbox_hint, run_requests
            description="Requests a sync run for each (connection, day) a stored webhook event touches.")
 def webhook_inbox_sensor(context: dg.SensorEvaluationContext, fieldledger: FieldledgerResource):
     store = fieldledger.store
-    after = int(context.cursor or 0)
-    events = store.pending_inbox_events(after_id=after, limit=500)
+    # every event still pending, not only those after the cursor: inbox ids are taken at insert,
+    # so an event whose transaction committed after a later one's was read would be skipped for
+    # ever (the cursor only shows how far the sensor has read)
+    events = store.pending_inbox_events(limit=500)
     if not events:
         return dg.SkipReason("no new webhook events")
     hints = [inbox_hint(e) for e in events]
@@ -35,7 +39,7 @@ def webhook_inbox_sensor(context: dg.SensorEvaluationContext, fieldledger: Field
         store.mark_inbox(ids, "ignored", why)
     _mark_caught_up(store, plan, {h.inbox_id: h.connection for h in hints})
     store.mark_inbox(plan.handled, "processed", "run requested")
-    return dg.SensorResult(run_requests=requests, cursor=str(max(e.id for e in events)))
+    return dg.SensorResult(run_requests=requests, cursor=str(max([int(context.cursor or 0)] + [e.id for e in events])))
 
 
 def _mark_caught_up(store, plan, connection_of: dict[int, str]) -> None:

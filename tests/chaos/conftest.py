@@ -129,15 +129,16 @@ def _until_injected(stack: FullStack, simulator: str, kind: str, minimum_seconds
 
 
 def _wait_recovered(stack: FullStack, timeout: float) -> bool:
-    """Until no run is queued or running and no record is pending or waiting for a retry: what the
-    daemon's own mechanisms (run retries, the retry sensor, stranded-record detection) achieve."""
+    """Until no run is queued or running, no record is pending or waiting for a retry, and no day
+    said to have changed is left unread: what the daemon's own mechanisms (run retries, the retry
+    sensor, stranded-record detection, sync demand) achieve."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         with stack.store.transaction() as conn:
             open_records = conn.execute(
                 "SELECT count(*) AS n FROM records WHERE status = 'pending' OR (status = 'failed' AND "
                 "next_attempt_at IS NOT NULL)").fetchone()["n"]
-        if not open_records and stack.wait_idle(timeout=5, settle=2):
+        if not open_records and not stack.store.open_demand() and stack.wait_idle(timeout=5, settle=2):
             return True
         time.sleep(2)
     return False

@@ -113,7 +113,11 @@ def test_the_killed_run_was_recovered_by_the_product(chaos, outcome):
     assert killed.status.value == "FAILURE"  # the code server saw its worker die
     assert chaos.retry_runs, "run retries should re-execute a run whose worker died"
     assert any(r.status.value == "SUCCESS" for r in chaos.retry_runs), [r.status for r in chaos.retry_runs]
-    assert chaos.recovered, "the daemon's own mechanisms should leave nothing pending before the catch-up"
+    store = chaos.stack.store
+    left = [(r.connection, r.source_type, r.source_id, r.status, r.error_class, (r.error_message or "")[:200])
+            for name in CHECKS for r in store.records(name, statuses=["pending", "failed"])]
+    assert chaos.recovered, ("the daemon's own mechanisms should leave nothing pending before the catch-up",
+                             left[:10], store.open_demand()[:10])
 
 
 def test_no_open_failures_and_reconciliation_is_exact(chaos, outcome):

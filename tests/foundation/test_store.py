@@ -319,3 +319,25 @@ def test_an_outcome_that_loses_a_deadlock_is_written_on_its_second_try(store, da
     thread.join(30)
     assert not isinstance(box["result"], Exception), box["result"]
     assert box["result"].status == "posted" and box["result"].target_key == "K1"
+
+
+def test_sync_demand_is_open_until_a_read_that_began_after_the_change(store):
+    """A day wanted at T is satisfied only by an extraction that began after T; asked for again
+    once left behind, then less often (the interval doubles per request) until it is read."""
+    from datetime import timedelta
+
+    now = store.now()
+    day, other = date(2026, 11, 5), date(2026, 11, 6)
+    store.want_sync("acme", [day, other], at=now - timedelta(seconds=100))
+    assert store.due_demand(50, ["acme"]) == [("acme", day), ("acme", other)]
+    assert store.due_demand(50, ["someone-else"]) == []
+    assert store.due_demand(500, ["acme"]) == []  # not left behind yet: its own run may still come
+    store.satisfy_sync("acme", other, now - timedelta(seconds=200))  # a read that began before the change
+    store.demand_requested([("acme", day)])
+    assert store.due_demand(50, ["acme"]) == [("acme", other)]  # asked for: not again within 2 x 50 s
+    store.satisfy_sync("acme", day, now)
+    assert [(c, d) for c, d, _ in store.open_demand("acme")] == [("acme", other)]
+    store.want_sync("acme", [day], at=now - timedelta(seconds=500))  # an older hint never reopens it
+    assert [(c, d) for c, d, _ in store.open_demand("acme")] == [("acme", other)]
+    store.want_sync("acme", [day], at=now + timedelta(seconds=1))  # a newer change does
+    assert {d for _, d, _ in store.open_demand("acme")} == {day, other}

@@ -193,6 +193,38 @@ def test_vantagepoint_namesakes_never_share_a_firm(stack):  # noqa: F811
     assert {key_first, key_second} <= {f.ClientID for f in client_firms(stack, name_of(first))}
 
 
+def test_vantagepoint_firm_a_lost_create_made_beside_a_namesake_is_found_not_quarantined(stack):  # noqa: F811
+    """The chaos run's case: a client firm's create reached Vantagepoint but its answer did not,
+    and the worker got no further (killed, or its look-up saw two new firms of that name because
+    a namesake was created beside it). The firm is autonumbered and keeps nothing of ours, so the
+    next attempt saw a free firm beside the namesake's and quarantined the customer as
+    ambiguous. Now the 'creating' note written before the create names the namesakes that were
+    already there: the one free firm that was not is this customer's."""
+    from mappings.canonical import document_from_json
+    from posting.parties import note_creating
+    from posting.text_limits import clip
+    from posting.vantagepoint import LIMITS
+
+    group = next(g for g in namesakes(st_customers(stack, VANTAGEPOINT))[1:] if not client_firms(stack, name_of(g[0])))
+    first, second = group[:2]
+    assert sync(stack, VANTAGEPOINT, [first], "vp-lost-1").counts["failed"] == 0
+    key_first = linked(stack, VANTAGEPOINT, first)
+    # the attempt that died: registered, its note written, the create sent and applied, nothing recorded
+    conn = load_connection(VANTAGEPOINT)
+    register(stack.store, conn, "customer", [second], None, "vp-lost-2")
+    [record] = stack.store.records(VANTAGEPOINT, source_type="customer", source_id=str(second["id"]))
+    party = document_from_json("customer", record.payload["document"])
+    note_creating(stack.store, VANTAGEPOINT, party, (key_first,), "vp-lost-2", record.content_hash)
+    with vantagepoint(stack) as vp:
+        made = vp.create_firm(clip(party.name, LIMITS["name"]), client=True).ClientID
+    summary = sync(stack, VANTAGEPOINT, [second], "vp-lost-3")
+    assert summary.counts["quarantined"] == 0 and summary.counts["failed"] == 0, summary.failures
+    assert linked(stack, VANTAGEPOINT, second) == made
+    assert sorted(f.ClientID for f in client_firms(stack, name_of(first))) == sorted([key_first, made])
+    [record] = stack.store.records(VANTAGEPOINT, source_type="customer", source_id=str(second["id"]))
+    assert record.status == "posted"
+
+
 def test_vantagepoint_rename_renames_the_firm(stack):  # noqa: F811
     """Renamed in ServiceTitan after posting: it used to get a second firm under the new name."""
     customer = unique_named(st_customers(stack, VANTAGEPOINT), lambda n: client_firms(stack, n))
