@@ -561,7 +561,8 @@ def connections_validate(name: str = typer.Argument(None, help="One connection; 
 
 @app.command()
 def status() -> None:
-    """Per connection: last webhook, last posting, lag, pending documents and open failures.
+    """Per connection: last webhook, last posting, lag, pending documents, days changed in
+    ServiceTitan that no run has read yet (the retry sensor asks for them), and open failures.
 
     Exit 1 when any connection has open failures."""
     from fieldledger.inspect import connection_status
@@ -573,7 +574,7 @@ def status() -> None:
     worst = 0
     for name in connection_names():
         if name in unusable:  # its own row says so; the other connections are shown as usual
-            rows.append((name, "file invalid: not syncing", "-", "-", "-", "-"))
+            rows.append((name, "file invalid: not syncing", "-", "-", "-", "-", "-"))
             styles.append("red")
             typer.secho(f"{name}: {unusable[name]}", fg=typer.colors.RED, err=True)
             worst = max(worst, 1)
@@ -581,10 +582,12 @@ def status() -> None:
         s = connection_status(store, name)
         fmt = lambda t: t.strftime("%Y-%m-%d %H:%M:%S") if t else "-"  # noqa: E731
         lag = f"{s.lag_seconds:.0f}s" if s.lag_seconds is not None else "-"
-        rows.append((name, fmt(s.last_event), fmt(s.last_posting), lag, s.pending, s.open_failures))
+        unread = len(store.open_demand(name))  # days said to have changed that no run has read since
+        rows.append((name, fmt(s.last_event), fmt(s.last_posting), lag, s.pending, unread, s.open_failures))
         styles.append("red" if s.open_failures else None)
         worst = max(worst, s.open_failures)
-    _table(["CONNECTION", "LAST EVENT (UTC)", "LAST POSTING (UTC)", ">LAG", ">PENDING", ">FAILURES"], rows, styles)
+    _table(["CONNECTION", "LAST EVENT (UTC)", "LAST POSTING (UTC)", ">LAG", ">PENDING", ">UNREAD DAYS", ">FAILURES"],
+           rows, styles)
     if worst:
         raise typer.Exit(1)
 

@@ -31,7 +31,8 @@ reference_job = dg.define_asset_job(
 
 
 # Queue order: fresh webhook work first, then operator actions, then background catch-up/retries.
-PRIORITY = {"webhook": 10, "replay": 5, "cli-sync": 0, "retry": -5, "catch-up": -10, "backfill": -10}
+PRIORITY = {"webhook": 10, "replay": 5, "cli-sync": 0, "reference": 0, "retry": -5, "catch-up": -10,
+            "backfill": -10}
 
 
 def run_tags(connection: str, reason: str) -> dict[str, str]:

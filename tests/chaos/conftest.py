@@ -264,7 +264,7 @@ def chaos():
         run.mark(f"killed run ended as {killed.status.value if killed else '?'}")
         # bounded by what the daemon has to redo (a day's run each for the days whose records the
         # killed and failed runs left behind, one run per connection at a time), not by a guess
-        run.recovered = _wait_recovered(stack, timeout=360)
+        run.recovered = _wait_recovered(stack, timeout=540)
         run.mark(f"daemon recovered on its own (queue drained, nothing pending or due for retry): {run.recovered}")
         import dagster as dg
 

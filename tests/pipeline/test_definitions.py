@@ -185,3 +185,21 @@ def test_a_run_teardown_never_closes_a_client_another_thread_is_using(stack):
     res.teardown_after_execution(None)  # nobody uses it now: signed out and made anew when needed
     with res.servicetitan(conn) as second:
         assert second is not first and list(second.business_units())
+
+
+def test_the_nightly_reference_schedule_runs_each_connections_partition(stack, instance):
+    """It launched the partitioned erp_reference job with no partition key, so the run failed
+    every night at 01:15 UTC ('Cannot access partition_key for a non-partitioned run')."""
+    from datetime import UTC, datetime
+
+    from pipelines.definitions import reference_schedule
+
+    job = defs.resolve_job_def("erp_reference")
+    with dg.build_schedule_context(instance=instance, repository_def=defs.get_repository_def(),
+                                   scheduled_execution_time=datetime(2026, 12, 8, 1, 15, tzinfo=UTC)) as ctx:
+        requests = reference_schedule.evaluate_tick(ctx).run_requests
+    assert sorted(r.partition_key for r in requests) == sorted(job.partitions_def.get_partition_keys())
+    assert all(r.tags["fieldledger/connection"] == r.partition_key for r in requests)  # the queue's per-connection limit
+    result = job.execute_in_process(partition_key=requests[0].partition_key, instance=instance, tags=requests[0].tags,
+                                    raise_on_error=False)
+    assert result.success

@@ -75,6 +75,12 @@ def test_a_day_whose_run_failed_before_reading_it_is_asked_for_again(stack, monk
     assert store.records(CONNECTION, source_type="invoice", source_id=str(invoice["id"])) == []
     assert not store.pending_inbox_events()  # the event is spent: only the demand is left
     assert day in _open_days(store)
+    from tests.operator.conftest import run_cli
+
+    shown = run_cli("status")
+    assert "UNREAD DAYS" in shown.stdout
+    [row] = [line for line in shown.stdout.splitlines() if line.startswith(CONNECTION)]
+    assert row.split()[-2] == str(len(_open_days(store))), shown.stdout
 
     monkeypatch.setenv("FIELDLEDGER_STRANDED_AFTER_SECONDS", "0")
     unread = [r for r in _evaluate(retry_failed_records_sensor).run_requests if r.run_key.startswith("unread-")]
