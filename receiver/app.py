@@ -269,10 +269,14 @@ class WebhookReceiver:
                 log.error("connection %r: %s", connection, exc)
                 raise Refusal(503, "not_configured", f"The webhook secret of {connection!r} cannot be read; "
                               "see the receiver log.", retry_after=self.paused_retry_after) from None
-            except Exception as exc:  # noqa: BLE001 - the store is down: ask for redelivery
-                log.error("looking up connection %r failed: %s", connection, exc.__class__.__name__)
-                raise Refusal(503, "store_unavailable", "The receiver cannot reach its store; redeliver later.",
-                              retry_after=UNAVAILABLE_RETRY_AFTER_SECONDS) from None
+            except Exception as exc:  # noqa: BLE001 - the store is down or too slow
+                settings = self.lookup.stale_settings(connection)
+                if settings is MISS:  # nothing recent to go on: ask for redelivery
+                    log.error("looking up connection %r failed: %s", connection, exc.__class__.__name__)
+                    raise Refusal(503, "store_unavailable", "The receiver cannot reach its store; redeliver later.",
+                                  retry_after=UNAVAILABLE_RETRY_AFTER_SECONDS) from None
+                log.warning("looking up connection %r failed (%s); its settings of a moment ago are used",
+                            connection, exc.__class__.__name__)
         if settings is None:
             raise Refusal(404, "unknown_connection", "No such connection. Check the callback URL: "
                           "/webhooks/servicetitan/<connection name>.", known=False)
@@ -285,9 +289,13 @@ class WebhookReceiver:
             try:
                 paused = await asyncio.wait_for(run_in_threadpool(self.lookup.paused), LOOKUP_TIMEOUT_SECONDS)
             except Exception as exc:  # noqa: BLE001
-                log.error("reading paused connections failed: %s", exc.__class__.__name__)
-                raise Refusal(503, "store_unavailable", "The receiver cannot reach its store; redeliver later.",
-                              retry_after=UNAVAILABLE_RETRY_AFTER_SECONDS) from None
+                paused = self.lookup.stale_paused()
+                if paused is MISS:
+                    log.error("reading paused connections failed: %s", exc.__class__.__name__)
+                    raise Refusal(503, "store_unavailable", "The receiver cannot reach its store; redeliver later.",
+                                  retry_after=UNAVAILABLE_RETRY_AFTER_SECONDS) from None
+                log.warning("reading paused connections failed (%s); the answer of a moment ago is used",
+                            exc.__class__.__name__)
         return paused
 
     async def _read_body(self, request: Request) -> bytes:

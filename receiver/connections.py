@@ -49,6 +49,9 @@ SECRET_NAME = "st_webhook_secret"
 TOKEN_NAME = "st_webhook_token"
 MODES = ("hmac", "path_token")
 DEFAULT_TTL_SECONDS = 3.0
+# A refresh the store cannot answer in time falls back on the last answer this much past its TTL
+# (a key revoked in the vault can be accepted that much longer, only while the store is that slow).
+STALE_GRACE_SECONDS = 60.0
 CONNECTION_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 _HEADER_TOKEN = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,100}$")
 MISS = object()  # cache sentinel: nothing fresh cached
@@ -174,6 +177,14 @@ class _TtlCache:
             return entry[1]
         return MISS
 
+    def stale(self, key: str, grace: float) -> Any:
+        """The last value loaded, if it expired less than ``grace`` seconds ago, else MISS: what
+        to use while the store is too slow to answer a refresh (a burst on a loaded machine)."""
+        entry = self._values.get(key)
+        if entry is not None and entry[0] + grace > self._clock():
+            return entry[1]
+        return MISS
+
     def get(self, key: str) -> Any:
         value = self.peek(key)
         if value is not MISS:
@@ -201,6 +212,12 @@ class ConnectionLookup:
 
     def peek_settings(self, connection: str) -> Any:
         return self._settings.peek(connection)
+
+    def stale_settings(self, connection: str, grace: float = STALE_GRACE_SECONDS) -> Any:
+        return self._settings.stale(connection, grace)
+
+    def stale_paused(self, grace: float = STALE_GRACE_SECONDS) -> Any:
+        return self._paused.stale("", grace)
 
     def webhook_settings(self, connection: str) -> WebhookSettings | None:
         return self._settings.get(connection)

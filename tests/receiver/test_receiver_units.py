@@ -112,6 +112,20 @@ def test_ttl_cache_reloads_after_expiry_only():
     assert loads == ["a", "a"]
 
 
+def test_an_expired_answer_is_kept_for_a_grace_period_to_fall_back_on():
+    """A refresh the store cannot answer in time (a burst on a loaded machine: the TTL ran out
+    mid-burst and every delivery waited for one slow look-up, then answered 503) falls back on
+    the last answer, but only for ``grace`` seconds past its TTL."""
+    now = [0.0]
+    cache = _TtlCache(lambda key: f"{key}-loaded", ttl=3.0, clock=lambda: now[0])
+    assert cache.stale("a", grace=60) is MISS  # never loaded: nothing to fall back on
+    cache.get("a")
+    now[0] += 30
+    assert cache.peek("a") is MISS and cache.stale("a", grace=60) == "a-loaded"
+    now[0] += 40
+    assert cache.stale("a", grace=60) is MISS
+
+
 def test_metrics_render_prometheus_text():
     metrics = ReceiverMetrics()
     for seconds, outcome in ((0.002, "stored"), (0.03, "stored"), (7.0, "duplicate")):
