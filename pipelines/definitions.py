@@ -24,11 +24,11 @@ from pipelines.servicetitan.sensors import webhook_inbox_sensor
 def reference_schedule(context: dg.ScheduleEvaluationContext):
     """One run per connection partition, with the connection's tags (a run of a partitioned job
     without a partition key failed every night: 'Cannot access partition_key for a non-partitioned run')."""
-    from pipelines.erp.sensors import _active_connections
+    from pipelines.erp.sensors import active_connections
 
     when = (context.scheduled_execution_time or datetime.now(UTC)).strftime("%Y%m%d")
     requests = [dg.RunRequest(partition_key=c.name, run_key=f"reference-{when}-{c.name}", tags=run_tags(c.name, "reference"))
-                for c in _active_connections()]
+                for c in active_connections()]
     return requests or dg.SkipReason("no active connection")
 
 defs = dg.Definitions(

@@ -24,7 +24,7 @@ def retry_failed_records_sensor(context: dg.SensorEvaluationContext, fieldledger
     waiting = partitions_with_runs(context.instance, [
         dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.STARTING,
         dg.DagsterRunStatus.STARTED])
-    active = sorted(c.name for c in _active_connections())  # a paused connection is not retried until resumed
+    active = sorted(c.name for c in active_connections())  # a paused connection is not retried until resumed
     # dealt round robin across the active connections: one with many due days cannot starve the others
     store = fieldledger.store
     due = [(c, d) for c, d in store.due_retry_partitions(connections=active)
@@ -44,7 +44,7 @@ def retry_failed_records_sensor(context: dg.SensorEvaluationContext, fieldledger
     ])
 
 
-def _active_connections():
+def active_connections():
     """The connections to poll: valid files only (a broken file sets its own connection aside)."""
     from mappings.connection import load_each
     from pipelines.partitions import CONNECTION_NAMES
@@ -61,7 +61,7 @@ def erp_changes_sensor(context: dg.SensorEvaluationContext, fieldledger: Fieldle
 
     store = fieldledger.store
     summary = []
-    for conn in _active_connections():
+    for conn in active_connections():
         mark_text = store.get_cursor(conn.name, "erp_changes")
         mark = datetime.fromisoformat(mark_text) if mark_text else datetime.now(UTC) - timedelta(days=1)
         with fieldledger.erp(conn, keep=False) as adapter:
@@ -81,7 +81,7 @@ def erp_existence_check_sensor(context: dg.SensorEvaluationContext, fieldledger:
     today = datetime.now(UTC).date()
     days = [today - timedelta(days=i) for i in range(7)]
     summary = []
-    for conn in _active_connections():
+    for conn in active_connections():
         with fieldledger.erp(conn, keep=False) as adapter:
             missing = verify_posted_exist(fieldledger.store, conn.name, adapter, days)
         counts = apply_erp_changes(fieldledger.store, conn.name, missing, run_id="erp-existence-check")
